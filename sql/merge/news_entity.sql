@@ -1,0 +1,13 @@
+-- Move the staged news_entity rows with source_offset in [$1, $2] (bigint) into news_entity.
+-- Rows whose natural key already exists, or repeats within the range, are skipped; ORDER BY makes
+-- the lowest offset win a repeat. ingested_at takes its default (now()).
+INSERT INTO news_entity (
+    article_id, name, entity_type, symbol, salience, sentiment,
+    source_topic, source_partition, source_offset)
+SELECT
+    article_id, name, entity_type, symbol, salience, sentiment,
+    source_topic, source_partition, source_offset
+FROM pg_temp.stage_news_entity
+WHERE source_offset BETWEEN $1 AND $2
+ORDER BY source_offset
+ON CONFLICT DO NOTHING

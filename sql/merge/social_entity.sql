@@ -1,0 +1,13 @@
+-- Move the staged social_entity rows with source_offset in [$1, $2] (bigint) into social_entity.
+-- Rows whose natural key already exists, or repeats within the range, are skipped; ORDER BY makes
+-- the lowest offset win a repeat. ingested_at takes its default (now()).
+INSERT INTO social_entity (
+    post_uid, name, entity_type, symbol, salience, sentiment,
+    source_topic, source_partition, source_offset)
+SELECT
+    post_uid, name, entity_type, symbol, salience, sentiment,
+    source_topic, source_partition, source_offset
+FROM pg_temp.stage_social_entity
+WHERE source_offset BETWEEN $1 AND $2
+ORDER BY source_offset
+ON CONFLICT DO NOTHING

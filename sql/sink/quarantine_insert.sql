@@ -1,0 +1,9 @@
+-- A batch's rejected records, in one round trip. ON CONFLICT: a record is quarantined once.
+INSERT INTO quarantine
+       (source_topic, source_partition, source_offset, record_key, payload, stage, reason, message,
+        record_ts)
+SELECT $1, $2, q.source_offset, q.record_key, q.payload, q.stage, q.reason, q.message, q.record_ts
+  FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::text[],
+              $9::timestamptz[])
+       AS q(source_offset, record_key, payload, stage, reason, message, record_ts)
+ON CONFLICT DO NOTHING
