@@ -1,0 +1,211 @@
+//! The batch: what one partition accumulated between two writes. Built by the topic's consumer
+//! thread (records decoded, validated and already encoded for COPY), handed to the partition's writer.
+//!
+//! A batch is cut when it reaches `batch.max_records` records or `batch.max_bytes` encoded bytes, or
+//! when its oldest record has waited `batch.linger`.
+
+use crate::config::BatchSettings;
+use crate::records::FamilySpec;
+use crate::sink::copy::StagedRows;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A record that will not become rows, with why.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    /// `decode`, `validate` or `database`.
+    pub stage: &'static str,
+    pub reason: String,
+    pub message: String,
+    /// The Kafka record's timestamp, kept for triage.
+    pub record_ts: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Where a valid record's raw bytes sit in the batch's arena: kept so that a record the database
+/// itself rejects can still be quarantined with its original bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct RawSpan {
+    pub offset: i64,
+    start: u32,
+    key_len: u32,
+    payload_len: u32,
+    has_key: bool,
+    record_ts: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct Batch {
+    pub family: &'static FamilySpec,
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// Which assignment of this partition produced the batch; a writer that was fenced drops batches
+    /// of older epochs.
+    pub epoch: u64,
+    /// The `consumed_offsets.next_offset` this batch continues from (`None`: no row yet). The write
+    /// only commits if the stored value still equals it.
+    pub expected: Option<i64>,
+    /// First and last Kafka offsets covered (valid or not).
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub staged: StagedRows,
+    /// Valid records, ascending by offset, with their raw bytes in `arena`.
+    pub valid: Vec<RawSpan>,
+    arena: Vec<u8>,
+    pub quarantined: Vec<Quarantined>,
+    pub started: Instant,
+}
+
+impl Batch {
+    pub fn new(
+        family: &'static FamilySpec,
+        topic: Arc<str>,
+        partition: i32,
+        epoch: u64,
+        expected: Option<i64>,
+        first_offset: i64,
+    ) -> Self {
+        Self {
+            family,
+            topic,
+            partition,
+            epoch,
+            expected,
+            first_offset,
+            last_offset: first_offset - 1,
+            staged: StagedRows::new(family.tables.len()),
+            valid: Vec::new(),
+            arena: Vec::new(),
+            quarantined: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The offset to store once this batch is committed.
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset + 1
+    }
+
+    pub fn records(&self) -> usize {
+        self.valid.len() + self.quarantined.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last_offset < self.first_offset
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.staged.bytes() + self.arena.len()
+    }
+
+    /// Notes a valid record (its rows are already in `staged`).
+    pub fn push_valid(
+        &mut self,
+        offset: i64,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        record_ts: Option<i64>,
+    ) {
+        let start = self.arena.len() as u32;
+        let k = key.unwrap_or_default();
+        self.arena.extend_from_slice(k);
+        self.arena.extend_from_slice(payload);
+        self.valid.push(RawSpan {
+            offset,
+            start,
+            key_len: k.len() as u32,
+            payload_len: payload.len() as u32,
+            has_key: key.is_some(),
+            record_ts,
+        });
+        self.last_offset = offset;
+    }
+
+    pub fn push_quarantined(&mut self, q: Quarantined) {
+        self.last_offset = q.offset;
+        self.quarantined.push(q);
+    }
+
+    /// Moves a valid record to quarantine after the database rejected its rows.
+    pub fn reject(&self, span: &RawSpan, reason: String, message: String) -> Quarantined {
+        let s = span.start as usize;
+        let k = span.key_len as usize;
+        let p = span.payload_len as usize;
+        Quarantined {
+            offset: span.offset,
+            key: span.has_key.then(|| self.arena[s..s + k].to_vec()),
+            payload: Some(self.arena[s + k..s + k + p].to_vec()),
+            stage: "database",
+            reason,
+            message,
+            record_ts: span
+                .record_ts
+                .and_then(chrono::DateTime::from_timestamp_millis),
+        }
+    }
+
+    /// Whether the batch must be written now.
+    pub fn is_full(&self, s: &BatchSettings) -> bool {
+        self.records() >= s.max_records || self.bytes() >= s.max_bytes
+    }
+
+    /// When the batch must be written at the latest.
+    pub fn deadline(&self, linger: Duration) -> Instant {
+        self.started + linger
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> BatchSettings {
+        BatchSettings {
+            max_records: 3,
+            max_bytes: 1 << 20,
+            linger: Duration::from_millis(50),
+            queue_depth: 1,
+        }
+    }
+
+    #[test]
+    fn cuts_on_records_and_tracks_offsets() {
+        let fam = crate::records::family("market_data").unwrap();
+        let mut b = Batch::new(fam, "t".into(), 0, 1, Some(10), 10);
+        assert!(b.is_empty());
+        b.push_valid(10, Some(b"k"), b"{}", None);
+        b.push_quarantined(Quarantined {
+            offset: 12,
+            key: None,
+            payload: None,
+            stage: "decode",
+            reason: "x".into(),
+            message: "y".into(),
+            record_ts: None,
+        });
+        assert!(!b.is_full(&settings()));
+        b.push_valid(13, None, b"{\"a\":1}", Some(0));
+        assert!(b.is_full(&settings()));
+        assert_eq!(b.next_offset(), 14);
+        let q = b.reject(&b.valid[1], "r".into(), "m".into());
+        assert_eq!(q.payload.as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(q.key, None);
+        let q = b.reject(&b.valid[0], "r".into(), "m".into());
+        assert_eq!(q.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(q.payload.as_deref(), Some(&b"{}"[..]));
+    }
+
+    #[test]
+    fn cuts_on_bytes() {
+        let fam = crate::records::family("market_data").unwrap();
+        let mut b = Batch::new(fam, "t".into(), 0, 1, None, 0);
+        let s = BatchSettings {
+            max_bytes: 64,
+            ..settings()
+        };
+        b.push_valid(0, None, &[b'x'; 70], None);
+        assert!(b.is_full(&s));
+    }
+}

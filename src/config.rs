@@ -1,0 +1,335 @@
+//! One typed settings tree, loaded once: `config/base.yaml`, then `config/{ESURIO_ENV}.yaml` (default
+//! `local`), then environment variables `ESURIO__SECTION__KEY` (e.g. `ESURIO__DATABASE__URL`).
+//! Every field has a default, so the worker runs with no files at all against the local stack.
+
+use crate::decode::Format;
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub kafka: KafkaSettings,
+    pub decode: DecodeSettings,
+    pub validate: ValidateSettings,
+    pub batch: BatchSettings,
+    pub database: DatabaseSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma-separated `host:port`.
+    pub brokers: String,
+    /// The consumer group every per-topic consumer joins; also the key of the offsets table.
+    pub group_id: String,
+    /// Prepended to every family name to form the topic (`<prefix>market_data`), so that several
+    /// environments can share a cluster.
+    pub topic_prefix: String,
+    /// Families to consume (default: all 13). Each gets its own consumer.
+    pub topics: Vec<String>,
+    /// Appended to a topic's name to form its dead-letter topic.
+    pub dlq_suffix: String,
+    /// Group session timeout: how long the broker waits before evicting a silent member. Shutdown
+    /// drains within a deadline shorter than this.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// How often committed offsets are also committed to Kafka, for lag tooling only (PostgreSQL is
+    /// the source of truth).
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Prefetch bound per consumer (librdkafka `queued.max.messages.kbytes`): caps memory held in
+    /// fetched-but-unprocessed messages.
+    pub queued_max_kbytes: u32,
+    /// `partition.assignment.strategy`: `cooperative-sticky` moves only the partitions that must move.
+    pub assignment_strategy: String,
+    /// Extra librdkafka properties, applied last (e.g. `security.protocol`).
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:19092".into(),
+            group_id: "esurio-ingest".into(),
+            topic_prefix: String::new(),
+            topics: crate::records::FAMILIES
+                .iter()
+                .map(|f| f.name.to_owned())
+                .collect(),
+            dlq_suffix: ".dlq".into(),
+            session_timeout: Duration::from_secs(30),
+            commit_interval: Duration::from_secs(5),
+            queued_max_kbytes: 8192,
+            assignment_strategy: "cooperative-sticky".into(),
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeSettings {
+    /// `auto` (detect per record), `json`, `avro_registry` or `avro_single_object`.
+    pub format: Format,
+    /// Per-topic override of `format`, keyed by family name.
+    pub formats: BTreeMap<String, Format>,
+    /// Records larger than this are quarantined as `too_large` before any parsing.
+    pub max_record_bytes: usize,
+    /// Confluent-compatible schema registry base URL; needed for the registry wire format.
+    pub schema_registry_url: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub schema_registry_timeout: Duration,
+}
+
+impl Default for DecodeSettings {
+    fn default() -> Self {
+        Self {
+            format: Format::Auto,
+            formats: BTreeMap::new(),
+            max_record_bytes: 1024 * 1024,
+            schema_registry_url: None,
+            schema_registry_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidateSettings {
+    /// Timestamps further ahead of the worker's clock than this are rejected (`timestamp_in_future`).
+    #[serde(with = "humantime_serde")]
+    pub max_future: Duration,
+    /// Timestamps further in the past than this are rejected (`timestamp_too_old`).
+    #[serde(with = "humantime_serde")]
+    pub max_past: Duration,
+}
+
+impl Default for ValidateSettings {
+    fn default() -> Self {
+        Self {
+            max_future: Duration::from_secs(300),
+            max_past: Duration::from_secs(20 * 365 * 86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchSettings {
+    /// A partition's batch is written once it holds this many records...
+    pub max_records: usize,
+    /// ...or this many encoded bytes...
+    pub max_bytes: usize,
+    /// ...or its oldest record has waited this long.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// Batches queued per partition behind the one being written: the backpressure bound.
+    pub queue_depth: usize,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_records: 5000,
+            max_bytes: 8 * 1024 * 1024,
+            linger: Duration::from_millis(200),
+            queue_depth: 2,
+        }
+    }
+}
+
+/// Connection pool settings, with the original design's keys. deadpool has no overflow notion, so:
+/// the pool holds at most `pool_size + max_overflow` connections; a periodic sweep closes idle
+/// connections beyond `pool_size` and any older than `pool_recycle`; waiting for a connection times out
+/// after `pool_timeout`; `echo` logs every statement the sink runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/database`.
+    pub url: SecretString,
+    /// Connections kept open.
+    pub pool_size: usize,
+    /// Extra connections opened under load, closed again when idle.
+    pub max_overflow: usize,
+    /// How long a batch waits for a free connection before the attempt counts as failed (and retried).
+    #[serde(with = "humantime_serde")]
+    pub pool_timeout: Duration,
+    /// Connections older than this are closed and replaced (e.g. to follow a DNS or failover change).
+    #[serde(with = "humantime_serde")]
+    pub pool_recycle: Duration,
+    /// Log every SQL statement the sink runs (at INFO).
+    pub echo: bool,
+    /// Server-side `statement_timeout` for the sink's sessions; a statement over it is retried.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// First retry delay after a transient error (doubles up to `retry_max_backoff`).
+    #[serde(with = "humantime_serde")]
+    pub retry_initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max_backoff: Duration,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("postgres://esurio:esurio@127.0.0.1:54320/esurio"),
+            pool_size: 8,
+            max_overflow: 4,
+            pool_timeout: Duration::from_secs(30),
+            pool_recycle: Duration::from_secs(1800),
+            echo: false,
+            statement_timeout: Duration::from_secs(120),
+            retry_initial_backoff: Duration::from_millis(100),
+            retry_max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl DatabaseSettings {
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// `text` or `json` log lines.
+    pub log_format: String,
+    /// `RUST_LOG`-style filter; the `RUST_LOG` variable wins when set.
+    pub log_level: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_format: "text".into(),
+            log_level: "info,tokio_postgres=warn".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the settings tree from `dir`.
+    ///
+    /// # Errors
+    /// A file does not parse, names an unknown key, or a value has the wrong type; the message names
+    /// the key and the file (or environment variable).
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let env = std::env::var("ESURIO_ENV").unwrap_or_else(|_| "local".into());
+        let files: Vec<PathBuf> = vec![dir.join("base.yaml"), dir.join(format!("{env}.yaml"))];
+        let mut builder = config::Config::builder();
+        for f in &files {
+            if f.exists() {
+                // Parse each file alone first: the combined tree would not say which file was wrong.
+                let one = config::Config::builder()
+                    .add_source(config::File::from(f.as_path()))
+                    .build()
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                one.try_deserialize::<Settings>()
+                    .with_context(|| format!("invalid settings in {}", f.display()))?;
+                builder = builder.add_source(config::File::from(f.as_path()));
+            }
+        }
+        let env_source = config::Environment::with_prefix("ESURIO")
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("kafka.topics")
+            .try_parsing(true);
+        let merged = builder
+            .add_source(env_source)
+            .build()
+            .context("cannot read ESURIO__* environment variables")?;
+        let settings: Settings = merged
+            .try_deserialize()
+            .context("invalid settings from the ESURIO__* environment variables")?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Cross-field rules that types alone cannot say.
+    fn check(&self) -> anyhow::Result<()> {
+        for t in &self.kafka.topics {
+            if crate::records::family(t).is_none() {
+                anyhow::bail!(
+                    "kafka.topics: {t:?} is not a record family (known: {})",
+                    crate::records::FAMILIES
+                        .iter()
+                        .map(|f| f.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        for t in self.decode.formats.keys() {
+            if crate::records::family(t).is_none() {
+                anyhow::bail!("decode.formats: {t:?} is not a record family");
+            }
+        }
+        if self.batch.max_records == 0 {
+            anyhow::bail!("batch.max_records must be at least 1");
+        }
+        if self.database.pool_size == 0 {
+            anyhow::bail!("database.pool_size must be at least 1");
+        }
+        if self.kafka.session_timeout < Duration::from_secs(1) {
+            anyhow::bail!("kafka.session_timeout must be at least 1s");
+        }
+        Ok(())
+    }
+
+    /// The Kafka topic of a family.
+    pub fn topic(&self, family: &str) -> String {
+        format!("{}{}", self.kafka.topic_prefix, family)
+    }
+
+    pub fn format_for(&self, family: &str) -> Format {
+        self.decode
+            .formats
+            .get(family)
+            .copied()
+            .unwrap_or(self.decode.format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_yaml_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "yaml") {
+                let c = config::Config::builder()
+                    .add_source(config::File::from(p.as_path()))
+                    .build()
+                    .unwrap();
+                let s: Settings = c
+                    .try_deserialize()
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                s.check().unwrap();
+                n += 1;
+            }
+        }
+        assert!(n >= 1, "no YAML files in {}", dir.display());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.yaml"), "batch:\n  max_rowz: 3\n").unwrap();
+        let err = format!("{:#}", Settings::load(dir.path()).unwrap_err());
+        assert!(err.contains("max_rowz"), "{err}");
+        assert!(err.contains("base.yaml"), "{err}");
+    }
+}

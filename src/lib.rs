@@ -1,0 +1,28 @@
+//! # Esurio ingest
+//!
+//! Spider topics from Kafka into PostgreSQL with COPY, exactly once.
+//!
+//! # Layout
+//! A record flows `consume -> decode -> validate/normalize -> batch -> write (COPY) -> commit ->
+//! publish`:
+//! - [`source`]: one Kafka consumer per topic, on its own thread; starts each assigned partition at
+//!   the offset stored in PostgreSQL; decodes, validates and encodes records into batches.
+//! - [`decode`]: Avro (schema registry wire format, single-object) and JSON, to a payload.
+//! - [`records`]: one file per record family: the wire struct, validation and normalization into the
+//!   valid struct, and its COPY rows.
+//! - [`batch`]: a partition's records between two writes, cut by rows, bytes and linger time.
+//! - [`sink`]: the pool, binary COPY into staging, merge with duplicate detection, quarantine and the
+//!   offset compare-and-set, in one transaction per batch; migrations.
+//! - [`publish`]: after commit: the dead-letter relay.
+//! - [`run`]: wiring and shutdown; [`simulate`]: the spider simulator; [`config`], [`telemetry`].
+
+pub mod batch;
+pub mod config;
+pub mod decode;
+pub mod publish;
+pub mod records;
+pub mod run;
+pub mod simulate;
+pub mod sink;
+pub mod source;
+pub mod telemetry;

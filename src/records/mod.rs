@@ -1,0 +1,285 @@
+//! Record families: the typed record each spider topic carries, its validation and normalization, and
+//! how it is encoded as rows for COPY.
+//!
+//! Each family has a *wire* struct (what the decoder accepts: every field optional so that a missing
+//! field gets the `missing_field` reason rather than a generic decode error) and a *valid* struct that
+//! can only be built by [`Family::parse`]. Only valid structs can be encoded into COPY rows, so the sink
+//! cannot be handed an unvalidated record.
+
+mod analysis;
+mod check;
+mod corporate;
+mod economic;
+mod market;
+mod news;
+mod wire;
+
+pub use analysis::{Feature, Insight, Signal, Strategy};
+pub use check::{Ctx, TimeUnit};
+pub use corporate::{EarningsEvent, SecFiling};
+pub use economic::{EconomicIndicator, SupplyChainMetric};
+pub use market::{CryptoData, MarketData, OrderBook};
+pub use news::{NewsArticle, SocialPost};
+pub use wire::{WireDate, WireTime};
+
+use crate::decode::Payload;
+use crate::sink::copy::{Lineage, StagedRows, Table};
+use serde::de::DeserializeOwned;
+
+/// Declares a [`Table`] with its columns and their PostgreSQL types; the lineage columns are added.
+macro_rules! table {
+    ($ident:ident, $name:literal, partitioned = $part:expr, [$($col:literal : $ty:ident),+ $(,)?]) => {
+        pub static $ident: crate::sink::copy::Table = crate::sink::copy::Table {
+            name: $name,
+            columns: &[$($col,)+ "source_topic", "source_partition", "source_offset"],
+            types: &[$(tokio_postgres::types::Type::$ty,)+
+                tokio_postgres::types::Type::TEXT,
+                tokio_postgres::types::Type::INT4,
+                tokio_postgres::types::Type::INT8],
+            partitioned: $part,
+            stage_sql: include_str!(concat!("../../sql/stage/", $name, ".sql")),
+            merge_sql: include_str!(concat!("../../sql/merge/", $name, ".sql")),
+        };
+    };
+}
+pub(crate) use table;
+
+/// Why a record was rejected, as a stable machine-readable code (stored in `quarantine.reason` and in the
+/// dead-letter topic's `esurio.reason` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    MissingField,
+    InvalidSymbol,
+    InvalidText,
+    TextTooLong,
+    NonFinite,
+    NonPositive,
+    Negative,
+    OutOfRange,
+    InvalidTimestamp,
+    TimestampInFuture,
+    TimestampTooOld,
+    InvalidCurrency,
+    InvalidUrl,
+    InvalidLanguage,
+    UnknownEnum,
+    CrossedBook,
+    InvalidBook,
+    DuplicateEntity,
+    InvalidFormat,
+}
+
+impl Reason {
+    /// Every reason, so that tests and the simulator can prove each one is reachable.
+    pub const ALL: &'static [Reason] = &[
+        Reason::MissingField,
+        Reason::InvalidSymbol,
+        Reason::InvalidText,
+        Reason::TextTooLong,
+        Reason::NonFinite,
+        Reason::NonPositive,
+        Reason::Negative,
+        Reason::OutOfRange,
+        Reason::InvalidTimestamp,
+        Reason::TimestampInFuture,
+        Reason::TimestampTooOld,
+        Reason::InvalidCurrency,
+        Reason::InvalidUrl,
+        Reason::InvalidLanguage,
+        Reason::UnknownEnum,
+        Reason::CrossedBook,
+        Reason::InvalidBook,
+        Reason::DuplicateEntity,
+        Reason::InvalidFormat,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MissingField => "missing_field",
+            Reason::InvalidSymbol => "invalid_symbol",
+            Reason::InvalidText => "invalid_text",
+            Reason::TextTooLong => "text_too_long",
+            Reason::NonFinite => "non_finite_number",
+            Reason::NonPositive => "non_positive_number",
+            Reason::Negative => "negative_number",
+            Reason::OutOfRange => "out_of_range",
+            Reason::InvalidTimestamp => "invalid_timestamp",
+            Reason::TimestampInFuture => "timestamp_in_future",
+            Reason::TimestampTooOld => "timestamp_too_old",
+            Reason::InvalidCurrency => "invalid_currency",
+            Reason::InvalidUrl => "invalid_url",
+            Reason::InvalidLanguage => "invalid_language",
+            Reason::UnknownEnum => "unknown_enum_value",
+            Reason::CrossedBook => "crossed_order_book",
+            Reason::InvalidBook => "invalid_order_book",
+            Reason::DuplicateEntity => "duplicate_entity",
+            Reason::InvalidFormat => "invalid_format",
+        }
+    }
+}
+
+/// A record that failed validation: the reason code, the field, and a message for humans.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub reason: Reason,
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(reason: Reason, field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// Validation failures are facts about the record: retrying cannot fix them.
+    pub fn is_retriable(&self) -> bool {
+        false
+    }
+}
+
+/// One record family: its wire form, its validation, and its rows.
+pub trait Family: Sized {
+    /// What the decoders deserialize into (JSON directly, Avro through `decode::avro_de`).
+    type Wire: DeserializeOwned;
+    /// The family name: the topic suffix and the Avro schema's file stem.
+    const NAME: &'static str;
+    /// The tables this family's rows go to, parents first (entities after their article).
+    const TABLES: &'static [&'static Table];
+
+    /// Validates and normalizes a decoded record.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the first rule the record breaks.
+    fn parse(wire: Self::Wire, ctx: &Ctx) -> Result<Self, ValidationError>;
+
+    /// Appends this record's rows (with lineage) to the staged COPY buffers, one per entry of `TABLES`.
+    ///
+    /// # Errors
+    /// A value failed to encode (a bug: validated values always encode).
+    fn encode(&self, lineage: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String>;
+}
+
+/// What processing one decoded payload produced.
+pub type Processed = Result<(), ValidationError>;
+
+/// Type-erased entry point per family, so that the consumer loop is not generic over 13 families.
+pub struct FamilySpec {
+    pub name: &'static str,
+    pub tables: &'static [&'static Table],
+    /// The Avro schema (`schemas/<name>.avsc`), embedded so the binary is self-contained.
+    pub avro_schema: &'static str,
+    /// Deserializes, validates and encodes one payload into `out`.
+    pub process: fn(Payload<'_>, &Ctx, &Lineage<'_>, &mut StagedRows) -> Result<(), RecordError>,
+}
+
+impl std::fmt::Debug for FamilySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FamilySpec")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Why a payload did not become rows: its shape did not match the wire struct, or it broke a rule.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("record does not match the {family} contract: {message}")]
+    Shape {
+        family: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+}
+
+impl RecordError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RecordError::Shape { .. } => "schema_mismatch",
+            RecordError::Invalid(e) => e.reason.as_str(),
+        }
+    }
+
+    pub fn is_retriable(&self) -> bool {
+        false
+    }
+}
+
+fn process<F: Family>(
+    payload: Payload<'_>,
+    ctx: &Ctx,
+    lineage: &Lineage<'_>,
+    out: &mut StagedRows,
+) -> Result<(), RecordError> {
+    let (wire, ctx) = match payload {
+        Payload::Json(bytes) => {
+            let wire =
+                serde_json::from_slice::<F::Wire>(bytes).map_err(|e| RecordError::Shape {
+                    family: F::NAME,
+                    message: e.to_string(),
+                })?;
+            (wire, ctx.with_int_time(TimeUnit::Millis))
+        }
+        Payload::Avro(value) => {
+            let wire = crate::decode::avro_de::from_value::<F::Wire>(&value).map_err(|e| {
+                RecordError::Shape {
+                    family: F::NAME,
+                    message: e.to_string(),
+                }
+            })?;
+            (wire, ctx.with_int_time(TimeUnit::Micros))
+        }
+    };
+    let record = F::parse(wire, &ctx)?;
+    let mark = out.mark();
+    record.encode(lineage, out).map_err(|message| {
+        out.rollback(mark);
+        RecordError::Shape {
+            family: F::NAME,
+            message: format!("cannot encode: {message}"),
+        }
+    })
+}
+
+macro_rules! spec {
+    ($ty:ty, $file:literal) => {
+        FamilySpec {
+            name: <$ty as Family>::NAME,
+            tables: <$ty as Family>::TABLES,
+            avro_schema: include_str!(concat!("../../schemas/", $file, ".avsc")),
+            process: process::<$ty>,
+        }
+    };
+}
+
+/// All families, in the order topics are listed by default.
+pub static FAMILIES: &[FamilySpec] = &[
+    spec!(MarketData, "market_data"),
+    spec!(CryptoData, "crypto_data"),
+    spec!(OrderBook, "order_book"),
+    spec!(NewsArticle, "news_article"),
+    spec!(SocialPost, "social_post"),
+    spec!(EconomicIndicator, "economic_indicator"),
+    spec!(SupplyChainMetric, "supply_chain_metric"),
+    spec!(EarningsEvent, "earnings_event"),
+    spec!(SecFiling, "sec_filing"),
+    spec!(Feature, "feature"),
+    spec!(Insight, "insight"),
+    spec!(Strategy, "strategy"),
+    spec!(Signal, "signal"),
+];
+
+/// Looks a family up by name.
+pub fn family(name: &str) -> Option<&'static FamilySpec> {
+    FAMILIES.iter().find(|f| f.name == name)
+}
+
+/// Every table, parents before children, as the migrations and exactness checks list them.
+pub fn all_tables() -> impl Iterator<Item = &'static Table> {
+    FAMILIES.iter().flat_map(|f| f.tables.iter().copied())
+}

@@ -1,0 +1,80 @@
+//! The sink: writes batches to PostgreSQL, exactly once.
+//!
+//! # Delivery guarantee
+//! Every Kafka record ends as its rows or as one quarantine row, exactly once, whatever crashes. What
+//! keeps it:
+//! - A batch's rows (binary COPY into a temp staging table, then `INSERT ... ON CONFLICT DO NOTHING`),
+//!   its quarantined records, its audit row and the move of its partition's `consumed_offsets` row are
+//!   one transaction. Either all of it is committed or none of it is.
+//! - The offset move is a compare-and-set from the value the worker last read: if another writer (a
+//!   worker that still thinks it owns the partition after a rebalance) moved it first, zero rows match,
+//!   the transaction rolls back ([`SinkError::Fenced`]) and the consumer re-seeks to the stored value.
+//! - A consumer starts each assigned partition at the stored `next_offset`, never at Kafka's committed
+//!   offset (Kafka commits follow for lag tooling only).
+//! - Natural keys catch records that were produced twice; they are counted as duplicates, not errors.
+//!
+//! A failure of infrastructure (connection lost, statement timeout, server shutting down) rolls the
+//! transaction back and the batch is retried with backoff; it is never quarantined. A row the database
+//! rejects (a constraint) is isolated by bisecting the merge under savepoints and quarantined alone.
+
+pub mod copy;
+pub mod migrate;
+pub mod pool;
+mod write;
+
+pub use write::{Sink, WriteOutcome};
+
+use tokio_postgres::error::SqlState;
+
+/// Why a batch write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("another writer moved the stored offset of {topic}[{partition}] to {stored:?}; this batch expected {expected:?}")]
+    Fenced {
+        topic: String,
+        partition: i32,
+        expected: Option<i64>,
+        stored: Option<i64>,
+    },
+}
+
+impl SinkError {
+    /// Retry what a retry can fix: lost connections, timeouts, server restarts, serialization
+    /// failures, deadlocks, exhausted resources.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            SinkError::Db(e) => is_transient(e),
+            SinkError::Pool(_) => true,
+            SinkError::Fenced { .. } => false,
+        }
+    }
+}
+
+/// Whether a database error is worth retrying the whole transaction for.
+pub fn is_transient(e: &tokio_postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        // No SQLSTATE: an I/O error, a closed connection or a timeout on our side.
+        return true;
+    };
+    let c = code.code();
+    c.starts_with("08") // connection exception
+        || c.starts_with("53") // insufficient resources
+        || c.starts_with("57P") // admin/crash shutdown, cannot connect now
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::QUERY_CANCELED // statement_timeout
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+}
+
+/// Whether a database error is about the data (a constraint or a bad value), so that isolating and
+/// quarantining the row is the right answer.
+pub fn is_data_error(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .map(|c| c.code().starts_with("23") || c.code().starts_with("22"))
+        .unwrap_or(false)
+}

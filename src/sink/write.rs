@@ -1,0 +1,432 @@
+//! One batch, one transaction: offsets CAS, COPY into staging, merge (bisecting rejected rows),
+//! quarantine, audit, commit. See the module docs of [`crate::sink`] for the guarantee.
+
+use super::{is_data_error, SinkError};
+use crate::batch::{Batch, Quarantined};
+use crate::sink::copy::Table;
+use bytes::Bytes;
+use deadpool_postgres::{Pool, Transaction};
+use futures_util::SinkExt;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+const OFFSETS_ADVANCE: &str = include_str!("../../sql/sink/offsets_advance.sql");
+const OFFSETS_INSERT: &str = include_str!("../../sql/sink/offsets_insert.sql");
+const OFFSETS_GET: &str = include_str!("../../sql/sink/offsets_get.sql");
+const QUARANTINE_INSERT: &str = include_str!("../../sql/sink/quarantine_insert.sql");
+const BATCH_AUDIT: &str = include_str!("../../sql/sink/batch_audit.sql");
+const ENSURE_PARTITIONS: &str = include_str!("../../sql/sink/ensure_partitions.sql");
+
+/// What a committed batch did.
+#[derive(Debug, Default, Clone)]
+pub struct WriteOutcome {
+    pub records: usize,
+    /// Rows inserted, over all of the family's tables.
+    pub rows_inserted: u64,
+    /// Staged rows that matched an existing natural key.
+    pub duplicates: u64,
+    /// Records quarantined (decode, validation and database rejections).
+    pub quarantined: usize,
+    pub attempts: u32,
+}
+
+/// The writer side shared by all partitions.
+pub struct Sink {
+    pool: Pool,
+    group: String,
+    echo: bool,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    /// Days known to have partitions, per table, so `esurio_ensure_partitions` runs once per day.
+    partitions: Mutex<HashSet<(&'static str, i32)>>,
+}
+
+impl Sink {
+    pub fn new(pool: Pool, group: String, s: &crate::config::DatabaseSettings) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            group,
+            echo: s.echo,
+            initial_backoff: s.retry_initial_backoff,
+            max_backoff: s.retry_max_backoff,
+            partitions: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    fn echo(&self, sql: &str) {
+        if self.echo {
+            info!(sql = sql.trim(), "Executing statement.");
+        }
+    }
+
+    /// The stored next offset of a partition (`None`: never written), retried until it succeeds or
+    /// `cancel` fires.
+    ///
+    /// # Errors
+    /// Cancelled, or a non-transient database error (e.g. the schema is missing).
+    pub async fn stored_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        cancel: &CancellationToken,
+    ) -> Result<Option<i64>, SinkError> {
+        let mut backoff = self.initial_backoff;
+        loop {
+            match self.try_stored_offset(topic, partition).await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retriable() && !cancel.is_cancelled() => {
+                    warn!(%e, topic, partition, "Failed to read the stored offset; retrying.");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_stored_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, SinkError> {
+        let client = self.pool.get().await?;
+        self.echo(OFFSETS_GET);
+        let stmt = client.prepare_cached(OFFSETS_GET).await?;
+        let row = client
+            .query_opt(&stmt, &[&self.group, &topic, &partition])
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Writes a batch, retrying transient failures with exponential backoff until it commits, is
+    /// fenced, or `cancel` fires (then the last error is returned and nothing was committed).
+    ///
+    /// # Errors
+    /// [`SinkError::Fenced`] when another writer moved the partition's offset; the last transient
+    /// error when cancelled while retrying.
+    #[tracing::instrument(skip_all, fields(topic = %batch.topic, partition = batch.partition, first = batch.first_offset, last = batch.last_offset))]
+    pub async fn write(
+        &self,
+        batch: &Batch,
+        cancel: &CancellationToken,
+    ) -> Result<WriteOutcome, SinkError> {
+        let mut backoff = self.initial_backoff;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.try_write(batch).await {
+                Ok(mut o) => {
+                    o.attempts = attempts;
+                    return Ok(o);
+                }
+                Err(SinkError::Fenced { .. }) => {
+                    let stored = self
+                        .stored_offset(&batch.topic, batch.partition, cancel)
+                        .await?;
+                    return Err(SinkError::Fenced {
+                        topic: batch.topic.to_string(),
+                        partition: batch.partition,
+                        expected: batch.expected,
+                        stored,
+                    });
+                }
+                Err(e) => {
+                    if cancel.is_cancelled() {
+                        return Err(e);
+                    }
+                    if e.is_retriable() {
+                        warn!(error = %e, attempts, ?backoff, "Failed to write a batch; retrying.");
+                    } else {
+                        // Not a data problem (those are isolated) and not transient: a missing table,
+                        // a permission. Retrying keeps the data safe until an operator fixes it.
+                        tracing::error!(error = %e, attempts, ?backoff, "Failed to write a batch with a non-transient error; retrying until it is fixed.");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = cancel.cancelled() => return Err(e),
+                    }
+                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+            }
+        }
+    }
+
+    async fn ensure_partitions(&self, batch: &Batch) -> Result<(), SinkError> {
+        for table in batch.family.tables.iter().filter(|t| t.partitioned) {
+            let missing: Vec<i32> = {
+                let known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+                batch
+                    .staged
+                    .days
+                    .iter()
+                    .copied()
+                    .filter(|d| !known.contains(&(table.name, *d)))
+                    .collect()
+            };
+            if missing.is_empty() {
+                continue;
+            }
+            let client = self.pool.get().await?;
+            self.echo(ENSURE_PARTITIONS);
+            let stmt = client.prepare_cached(ENSURE_PARTITIONS).await?;
+            for day in missing {
+                let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+                    .and_then(|e| e.checked_add_signed(chrono::Duration::days(day as i64)))
+                    .unwrap_or_default();
+                client
+                    .query_one(&stmt, &[&table.name, &date, &date])
+                    .await?;
+                self.partitions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((table.name, day));
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_write(&self, batch: &Batch) -> Result<WriteOutcome, SinkError> {
+        self.ensure_partitions(batch).await?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let topic: &str = &batch.topic;
+        let next = batch.next_offset();
+
+        // The offset CAS first: it takes the row lock, so a competing writer waits here instead of
+        // doing the COPY work, and a fenced batch stops before it spends any.
+        let moved = match batch.expected {
+            Some(expected) => {
+                self.echo(OFFSETS_ADVANCE);
+                let stmt = tx.prepare_cached(OFFSETS_ADVANCE).await?;
+                tx.execute(
+                    &stmt,
+                    &[&self.group, &topic, &batch.partition, &expected, &next],
+                )
+                .await?
+            }
+            None => {
+                self.echo(OFFSETS_INSERT);
+                let stmt = tx.prepare_cached(OFFSETS_INSERT).await?;
+                tx.execute(&stmt, &[&self.group, &topic, &batch.partition, &next])
+                    .await?
+            }
+        };
+        if moved != 1 {
+            return Err(SinkError::Fenced {
+                topic: topic.to_owned(),
+                partition: batch.partition,
+                expected: batch.expected,
+                stored: None,
+            });
+        }
+
+        let mut outcome = WriteOutcome {
+            records: batch.records(),
+            ..Default::default()
+        };
+        let mut rejected: Vec<Quarantined> = Vec::new();
+        if !batch.valid.is_empty() {
+            let tables = batch.family.tables;
+            let stage_sql: String = tables
+                .iter()
+                .map(|t| t.stage_sql)
+                .collect::<Vec<_>>()
+                .join(";\n");
+            self.echo(&stage_sql);
+            tx.batch_execute(&stage_sql).await?;
+            let mut staged_rows = 0u64;
+            for (table, (bytes, rows)) in tables.iter().zip(batch.staged.sealed()) {
+                if rows == 0 {
+                    continue;
+                }
+                staged_rows += rows as u64;
+                self.copy(&tx, table, bytes).await?;
+            }
+            let (inserted, bad) = self.merge(&tx, tables, batch).await?;
+            outcome.rows_inserted = inserted;
+            let rejected_rows = bad.iter().map(|(_, rows)| *rows).sum::<u64>();
+            outcome.duplicates = staged_rows - inserted - rejected_rows;
+            rejected.extend(bad.into_iter().map(|(q, _)| q));
+        }
+
+        let quarantined: Vec<&Quarantined> =
+            batch.quarantined.iter().chain(rejected.iter()).collect();
+        outcome.quarantined = quarantined.len();
+        if !quarantined.is_empty() {
+            let offsets: Vec<i64> = quarantined.iter().map(|q| q.offset).collect();
+            let keys: Vec<Option<&[u8]>> = quarantined.iter().map(|q| q.key.as_deref()).collect();
+            let payloads: Vec<Option<&[u8]>> =
+                quarantined.iter().map(|q| q.payload.as_deref()).collect();
+            let stages: Vec<&str> = quarantined.iter().map(|q| q.stage).collect();
+            let reasons: Vec<&str> = quarantined.iter().map(|q| q.reason.as_str()).collect();
+            let messages: Vec<&str> = quarantined.iter().map(|q| q.message.as_str()).collect();
+            let tss: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+                quarantined.iter().map(|q| q.record_ts).collect();
+            self.echo(QUARANTINE_INSERT);
+            let stmt = tx.prepare_cached(QUARANTINE_INSERT).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &topic,
+                    &batch.partition,
+                    &offsets,
+                    &keys,
+                    &payloads,
+                    &stages,
+                    &reasons,
+                    &messages,
+                    &tss,
+                ],
+            )
+            .await?;
+        }
+
+        self.echo(BATCH_AUDIT);
+        let stmt = tx.prepare_cached(BATCH_AUDIT).await?;
+        tx.execute(
+            &stmt,
+            &[
+                &self.group,
+                &topic,
+                &batch.partition,
+                &batch.first_offset,
+                &batch.last_offset,
+                &(outcome.records as i32),
+                &(outcome.rows_inserted as i32),
+                &(outcome.duplicates as i32),
+                &(outcome.quarantined as i32),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        debug!(
+            rows = outcome.rows_inserted,
+            duplicates = outcome.duplicates,
+            quarantined = outcome.quarantined,
+            "Committed a batch."
+        );
+        Ok(outcome)
+    }
+
+    async fn copy(
+        &self,
+        tx: &Transaction<'_>,
+        table: &Table,
+        bytes: Bytes,
+    ) -> Result<(), SinkError> {
+        let sql = table.copy_sql();
+        self.echo(&sql);
+        let sink = tx.copy_in::<_, Bytes>(sql.as_str()).await?;
+        futures_util::pin_mut!(sink);
+        sink.send(bytes).await?;
+        sink.finish().await?;
+        Ok(())
+    }
+
+    /// Merges staged rows into the targets under a savepoint. On a data error, bisects the batch's
+    /// valid records by offset until each rejected record is alone; returns the inserted row count
+    /// and the rejected records with the number of staged rows each had.
+    async fn merge(
+        &self,
+        tx: &Transaction<'_>,
+        tables: &[&'static Table],
+        batch: &Batch,
+    ) -> Result<(u64, Vec<(Quarantined, u64)>), SinkError> {
+        let mut inserted = 0u64;
+        let mut rejected = Vec::new();
+        // Ranges of indexes into `batch.valid` still to merge; a stack so the work is depth-first
+        // and in offset order.
+        let mut todo = vec![(0usize, batch.valid.len())];
+        while let Some((lo, hi)) = todo.pop() {
+            let from = batch.valid[lo].offset;
+            let to = batch.valid[hi - 1].offset;
+            tx.batch_execute("SAVEPOINT esurio_merge").await?;
+            let mut n = 0u64;
+            let mut failed = None;
+            for table in tables {
+                self.echo(table.merge_sql);
+                let stmt = tx.prepare_cached(table.merge_sql).await?;
+                match tx.execute(&stmt, &[&from, &to]).await {
+                    Ok(k) => n += k,
+                    Err(e) if is_data_error(&e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match failed {
+                None => {
+                    tx.batch_execute("RELEASE SAVEPOINT esurio_merge").await?;
+                    inserted += n;
+                }
+                Some(e) => {
+                    tx.batch_execute(
+                        "ROLLBACK TO SAVEPOINT esurio_merge; RELEASE SAVEPOINT esurio_merge",
+                    )
+                    .await?;
+                    if hi - lo == 1 {
+                        let span = &batch.valid[lo];
+                        let rows = staged_rows_of(tx, tables, span.offset).await?;
+                        warn!(offset = span.offset, error = %e, "The database rejected a record; quarantining it.");
+                        rejected.push((reject(batch, span, &e), rows));
+                    } else {
+                        let mid = lo + (hi - lo) / 2;
+                        todo.push((mid, hi));
+                        todo.push((lo, mid));
+                    }
+                }
+            }
+        }
+        Ok((inserted, rejected))
+    }
+}
+
+fn reject(batch: &Batch, span: &crate::batch::RawSpan, e: &tokio_postgres::Error) -> Quarantined {
+    let (reason, message) = match e.as_db_error() {
+        Some(db) => (
+            match db.constraint() {
+                Some(c) => format!("constraint:{c}"),
+                None => format!("sqlstate:{}", db.code().code()),
+            },
+            match db.detail() {
+                Some(d) => format!("{} ({d})", db.message()),
+                None => db.message().to_owned(),
+            },
+        ),
+        None => ("database".to_owned(), e.to_string()),
+    };
+    batch.reject(span, reason, message)
+}
+
+async fn staged_rows_of(
+    tx: &Transaction<'_>,
+    tables: &[&'static Table],
+    offset: i64,
+) -> Result<u64, SinkError> {
+    let mut n = 0;
+    for t in tables {
+        let row = tx
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM pg_temp.stage_{} WHERE source_offset = $1",
+                    t.name
+                ),
+                &[&offset],
+            )
+            .await?;
+        n += row.get::<_, i64>(0) as u64;
+    }
+    Ok(n)
+}

@@ -1,0 +1,102 @@
+//! Per-partition state on the consumer thread, and the partition's writer task.
+
+use crate::batch::Batch;
+use crate::sink::{Sink, SinkError};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// What writers tell their consumer thread.
+#[derive(Debug)]
+pub enum Control {
+    /// A batch of `epoch` committed; the partition's stored offset is now `next_offset`.
+    Committed {
+        partition: i32,
+        epoch: u64,
+        next_offset: i64,
+    },
+    /// A batch of `epoch` was fenced: another writer moved the stored offset to `stored`. The thread
+    /// must drop what it has for the partition and re-seek there.
+    Fenced {
+        partition: i32,
+        epoch: u64,
+        stored: Option<i64>,
+    },
+}
+
+pub struct PartitionState {
+    pub epoch: u64,
+    /// The stored offset the next batch continues from.
+    pub expected: Option<i64>,
+    /// The last stored offset known committed (for idle detection and Kafka commits).
+    pub committed: Option<i64>,
+    /// The next offset we accept from Kafka; older ones are leftovers from before a seek.
+    pub position: Option<i64>,
+    pub batch: Option<Batch>,
+    pub writer: mpsc::Sender<Batch>,
+    /// Fired when the partition is revoked: queued batches are dropped unwritten.
+    pub revoked: CancellationToken,
+    pub handle: tokio::task::JoinHandle<()>,
+    /// Batches sent to the writer and not yet acknowledged.
+    pub in_flight: usize,
+}
+
+/// Writes a partition's batches in order until the channel closes.
+pub async fn run_writer(
+    mut rx: mpsc::Receiver<Batch>,
+    sink: Arc<Sink>,
+    revoked: CancellationToken,
+    hard_stop: CancellationToken,
+    ctl: std_mpsc::Sender<Control>,
+    dlq: Arc<tokio::sync::Notify>,
+) {
+    let mut fenced_epoch: Option<u64> = None;
+    while let Some(batch) = rx.recv().await {
+        if revoked.is_cancelled() || fenced_epoch.is_some_and(|e| batch.epoch <= e) {
+            continue;
+        }
+        match sink.write(&batch, &hard_stop).await {
+            Ok(o) => {
+                if o.quarantined > 0 {
+                    dlq.notify_one();
+                }
+                info!(
+                    topic = %batch.topic,
+                    partition = batch.partition,
+                    first = batch.first_offset,
+                    last = batch.last_offset,
+                    records = o.records,
+                    rows = o.rows_inserted,
+                    duplicates = o.duplicates,
+                    quarantined = o.quarantined,
+                    attempts = o.attempts,
+                    "Committed a batch."
+                );
+                let _ = ctl.send(Control::Committed {
+                    partition: batch.partition,
+                    epoch: batch.epoch,
+                    next_offset: batch.next_offset(),
+                });
+            }
+            Err(SinkError::Fenced { stored, .. }) => {
+                warn!(topic = %batch.topic, partition = batch.partition, ?stored, expected = ?batch.expected,
+                    "Another writer moved this partition's offset; dropping the batch and re-seeking.");
+                fenced_epoch = Some(batch.epoch);
+                let _ = ctl.send(Control::Fenced {
+                    partition: batch.partition,
+                    epoch: batch.epoch,
+                    stored,
+                });
+            }
+            Err(e) => {
+                // Only reached when the hard stop fired while retrying: nothing was committed, and
+                // the stored offset still points at this batch, so it is read again after restart.
+                warn!(error = %e, topic = %batch.topic, partition = batch.partition,
+                    "Stopped before a batch could be written; it will be re-read after restart.");
+                return;
+            }
+        }
+    }
+}
