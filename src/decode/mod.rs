@@ -12,6 +12,7 @@
 
 pub mod avro_de;
 mod registry;
+pub mod registry_stub;
 
 pub use registry::Registry;
 
@@ -223,6 +224,13 @@ impl Decoder {
         if !rest.is_empty() {
             return Err(DecodeError::TrailingBytes(rest.len()));
         }
+        // apache-avro reads a string cut short by the end of input as null instead of failing;
+        // validating against the schema turns that back into an error.
+        if !value.validate(reader.unwrap_or(writer)) {
+            return Err(DecodeError::Avro(
+                "the body is truncated or does not match the schema".into(),
+            ));
+        }
         Ok(Payload::Avro(value))
     }
 }
@@ -239,28 +247,242 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Deepest JSON nesting accepted. Our records nest at most four levels (strategy parameters a few
+/// more); deeper input is hostile or broken, and rejecting it bounds the work of every later step.
+pub const MAX_JSON_DEPTH: usize = 32;
+
 fn decode_json(bytes: &[u8]) -> Result<Payload<'_>, DecodeError> {
     std::str::from_utf8(bytes).map_err(DecodeError::InvalidUtf8)?;
-    // Validate the syntax once here (cheap, no allocation) so that the family's deserialization only
-    // fails for shape reasons, and syntax errors get a precise reason of their own.
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde::de::IgnoredAny::deserialize(&mut de)
-        .and_then(|_| de.end())
-        .map_err(|e| {
-            let m = e.to_string();
-            if m.contains("recursion limit") {
-                DecodeError::TooDeep(m)
-            } else if e.is_eof() {
-                DecodeError::TruncatedJson(m)
-            } else {
-                DecodeError::InvalidJson(m)
-            }
-        })?;
+    let depth = json_depth(bytes);
+    if depth > MAX_JSON_DEPTH {
+        return Err(DecodeError::TooDeep(format!(
+            "nesting depth exceeds {MAX_JSON_DEPTH}"
+        )));
+    }
+    // Syntax is checked by the family's deserialization (one pass, not two); its errors are
+    // classified there as `invalid_json` / `truncated_json`.
     Ok(Payload::Json(bytes))
+}
+
+/// The maximum bracket nesting of a JSON text, ignoring brackets inside strings. One linear pass
+/// with no allocation, stopping as soon as the limit is passed.
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_str, mut esc) = (false, false);
+    for &b in bytes {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    max = depth;
+                    if max > MAX_JSON_DEPTH {
+                        break;
+                    }
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Caps what apache-avro may allocate for one declared length (a hostile record can declare a
 /// 2 GiB string in five bytes). Process-wide, set once at start-up; later calls keep the first value.
 pub fn limit_avro_allocations(max_record_bytes: usize) {
     apache_avro::util::max_allocation_bytes(max_record_bytes.max(1024));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{family, Ctx};
+    use crate::sink::copy::{Lineage, StagedRows};
+    use rand::{Rng, SeedableRng};
+    use std::time::Duration;
+
+    const MAX: usize = 64 * 1024;
+
+    fn decoder(name: &str, format: Format, registry: Option<Arc<Registry>>) -> Decoder {
+        limit_avro_allocations(MAX);
+        Decoder::new(family(name).unwrap().avro_schema, format, MAX, registry).unwrap()
+    }
+
+    fn reason(r: Result<Payload<'_>, DecodeError>) -> &'static str {
+        r.map(|_| "ok").unwrap_or_else(|e| e.reason())
+    }
+
+    fn avro_body(d: &Decoder) -> Vec<u8> {
+        use apache_avro::types::Record;
+        let mut r = Record::new(d.schema()).unwrap();
+        r.put("symbol", "AAPL");
+        r.put("exchange", "XNAS");
+        r.put(
+            "ts",
+            apache_avro::types::Value::TimestampMicros(chrono::Utc::now().timestamp_micros()),
+        );
+        r.put("price", 1.5f64);
+        r.put("volume", 2.0f64);
+        r.put(
+            "bid",
+            apache_avro::types::Value::Union(0, Box::new(apache_avro::types::Value::Null)),
+        );
+        r.put(
+            "ask",
+            apache_avro::types::Value::Union(0, Box::new(apache_avro::types::Value::Null)),
+        );
+        r.put("currency", "USD");
+        apache_avro::to_avro_datum(d.schema(), r).unwrap()
+    }
+
+    #[test]
+    fn every_embedded_schema_parses() {
+        for f in crate::records::FAMILIES {
+            Decoder::new(f.avro_schema, Format::Auto, MAX, None)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        }
+    }
+
+    #[test]
+    fn framing_errors_have_reasons() {
+        let d = decoder("market_data", Format::Auto, None);
+        assert_eq!(reason(d.decode(b"")), "empty_payload");
+        assert_eq!(reason(d.decode(&vec![b'{'; MAX + 1])), "too_large");
+        assert_eq!(reason(d.decode(b"\x7fELF")), "unknown_format");
+        assert_eq!(reason(d.decode(b"\x00\x00\x00")), "truncated_header");
+        let e = d.decode(b"\x00\x00\x00\x00\x01abc").unwrap_err();
+        assert_eq!(e.reason(), "no_registry_configured");
+        assert!(e.is_retriable());
+        let forced = decoder("market_data", Format::AvroRegistry, None);
+        assert_eq!(reason(forced.decode(b"{}")), "wrong_magic_byte");
+        let forced = decoder("market_data", Format::AvroSingleObject, None);
+        assert_eq!(reason(forced.decode(b"\x00\x01\x02")), "wrong_magic_byte");
+        assert_eq!(
+            reason(forced.decode(b"\xc3\x02\x00\x00\x00\x00\x00\x00\x00\x00")),
+            "wrong_magic_byte"
+        );
+    }
+
+    #[test]
+    fn single_object_fingerprint_truncation_and_trailing_bytes() {
+        let d = decoder("market_data", Format::Auto, None);
+        let body = avro_body(&d);
+        let mut good = vec![0xC3, 0x01];
+        good.extend_from_slice(&fingerprint(d.schema()));
+        good.extend_from_slice(&body);
+        assert!(matches!(d.decode(&good), Ok(Payload::Avro(_))));
+        let mut wrong = good.clone();
+        wrong[2] ^= 0xff;
+        assert_eq!(reason(d.decode(&wrong)), "unknown_fingerprint");
+        assert_eq!(reason(d.decode(&good[..good.len() - 3])), "invalid_avro");
+        assert_eq!(reason(d.decode(&good[..6])), "truncated_header");
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(b"xx");
+        assert_eq!(reason(d.decode(&trailing)), "trailing_bytes");
+    }
+
+    #[test]
+    fn avro_with_a_huge_declared_length_is_rejected_without_allocating_it() {
+        let d = decoder("market_data", Format::Auto, None);
+        let mut rec = vec![0xC3, 0x01];
+        rec.extend_from_slice(&fingerprint(d.schema()));
+        // symbol: a string whose zig-zag varint length is ~2^40 bytes.
+        rec.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0x3f]);
+        assert_eq!(reason(d.decode(&rec)), "invalid_avro");
+    }
+
+    #[test]
+    fn registry_ids_known_unknown_and_unreachable() {
+        let stub = registry_stub::serve(0).unwrap();
+        let schema = family("market_data").unwrap().avro_schema;
+        let id: u32 = ureq::post(&format!("{}/subjects/x-value/versions", stub.url()))
+            .send_json(serde_json::json!({ "schema": schema }))
+            .unwrap()
+            .body_mut()
+            .read_json::<serde_json::Value>()
+            .unwrap()["id"]
+            .as_u64()
+            .unwrap() as u32;
+        let reg = Arc::new(Registry::new(&stub.url(), Duration::from_secs(2)));
+        let d = decoder("market_data", Format::Auto, Some(reg));
+        let body = avro_body(&d);
+        let mut rec = vec![0u8];
+        rec.extend_from_slice(&id.to_be_bytes());
+        rec.extend_from_slice(&body);
+        assert!(matches!(d.decode(&rec), Ok(Payload::Avro(_))));
+        rec[1..5].copy_from_slice(&999_999u32.to_be_bytes());
+        let e = d.decode(&rec).unwrap_err();
+        assert_eq!(e.reason(), "unknown_schema_id");
+        assert!(!e.is_retriable());
+
+        // A port nothing listens on: the registry is down, which is retriable, never quarantined.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let reg = Arc::new(Registry::new(
+            &format!("http://{closed}"),
+            Duration::from_millis(500),
+        ));
+        let d = decoder("market_data", Format::Auto, Some(reg));
+        let e = d.decode(&rec).unwrap_err();
+        assert_eq!(e.reason(), "registry_unavailable");
+        assert!(e.is_retriable());
+    }
+
+    #[test]
+    fn json_errors_have_reasons() {
+        let d = decoder("market_data", Format::Auto, None);
+        assert_eq!(
+            reason(d.decode(b"{\"symbol\": \"A\xffB\"}")),
+            "invalid_utf8"
+        );
+        let deep_in_string = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
+        assert_eq!(reason(d.decode(deep_in_string.as_bytes())), "ok");
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(reason(d.decode(deep.as_bytes())), "nesting_too_deep");
+        assert_eq!(reason(d.decode(b" {\"symbol\": \"AB\"} ")), "ok");
+    }
+
+    #[test]
+    fn random_bytes_never_panic_any_family() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let ctx = Ctx::new(
+            Duration::from_secs(300),
+            Duration::from_secs(86400 * 365 * 20),
+        );
+        for f in crate::records::FAMILIES {
+            let d = Decoder::new(f.avro_schema, Format::Auto, MAX, None).unwrap();
+            let mut fp = vec![0xC3, 0x01];
+            fp.extend_from_slice(&fingerprint(d.schema()));
+            for i in 0..3000 {
+                let n = rng.gen_range(0..200);
+                let mut bytes: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
+                match i % 3 {
+                    0 => bytes.splice(0..0, fp.iter().copied()).for_each(drop),
+                    1 => bytes.insert(0, b'{'),
+                    _ => {}
+                }
+                if let Ok(p) = d.decode(&bytes) {
+                    let l = Lineage {
+                        topic: "t",
+                        partition: 0,
+                        offset: i,
+                    };
+                    let _ = (f.process)(p, &ctx, &l, &mut StagedRows::new(f.tables.len()));
+                }
+            }
+        }
+    }
 }

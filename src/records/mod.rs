@@ -188,6 +188,9 @@ impl std::fmt::Debug for FamilySpec {
 /// Why a payload did not become rows: its shape did not match the wire struct, or it broke a rule.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
+    /// The JSON text itself is broken (found while deserializing, which is the only JSON pass).
+    #[error("the JSON is {what}: {message}")]
+    Json { what: &'static str, message: String },
     #[error("record does not match the {family} contract: {message}")]
     Shape {
         family: &'static str,
@@ -200,6 +203,13 @@ pub enum RecordError {
 impl RecordError {
     pub fn reason(&self) -> &'static str {
         match self {
+            RecordError::Json { what, .. } => {
+                if *what == "truncated" {
+                    "truncated_json"
+                } else {
+                    "invalid_json"
+                }
+            }
             RecordError::Shape { .. } => "schema_mismatch",
             RecordError::Invalid(e) => e.reason.as_str(),
         }
@@ -207,6 +217,15 @@ impl RecordError {
 
     pub fn is_retriable(&self) -> bool {
         false
+    }
+
+    /// Where in the pipeline the record failed: malformed JSON is a decoding failure even though it
+    /// is found while deserializing.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            RecordError::Json { .. } => "decode",
+            _ => "validate",
+        }
     }
 }
 
@@ -218,11 +237,23 @@ fn process<F: Family>(
 ) -> Result<(), RecordError> {
     let (wire, ctx) = match payload {
         Payload::Json(bytes) => {
-            let wire =
-                serde_json::from_slice::<F::Wire>(bytes).map_err(|e| RecordError::Shape {
-                    family: F::NAME,
-                    message: e.to_string(),
-                })?;
+            let wire = serde_json::from_slice::<F::Wire>(bytes).map_err(|e| {
+                use serde_json::error::Category;
+                match e.classify() {
+                    Category::Eof => RecordError::Json {
+                        what: "truncated",
+                        message: e.to_string(),
+                    },
+                    Category::Syntax => RecordError::Json {
+                        what: "malformed",
+                        message: e.to_string(),
+                    },
+                    Category::Data | Category::Io => RecordError::Shape {
+                        family: F::NAME,
+                        message: e.to_string(),
+                    },
+                }
+            })?;
             (wire, ctx.with_int_time(TimeUnit::Millis))
         }
         Payload::Avro(value) => {
@@ -282,4 +313,103 @@ pub fn family(name: &str) -> Option<&'static FamilySpec> {
 /// Every table, parents before children, as the migrations and exactness checks list them.
 pub fn all_tables() -> impl Iterator<Item = &'static Table> {
     FAMILIES.iter().flat_map(|f| f.tables.iter().copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::copy::StagedRows;
+    use std::time::Duration;
+
+    fn run(name: &str, json: &str) -> Result<StagedRows, RecordError> {
+        let f = family(name).unwrap();
+        let ctx = Ctx::new(
+            Duration::from_secs(300),
+            Duration::from_secs(86400 * 365 * 20),
+        );
+        let l = Lineage {
+            topic: "t",
+            partition: 0,
+            offset: 1,
+        };
+        let mut out = StagedRows::new(f.tables.len());
+        (f.process)(Payload::Json(json.as_bytes()), &ctx, &l, &mut out).map(|()| out)
+    }
+
+    fn now() -> String {
+        chrono::Utc::now().to_rfc3339()
+    }
+
+    #[test]
+    fn json_syntax_and_shape_errors_are_told_apart() {
+        assert_eq!(
+            run("market_data", "{\"symbol\": \"AB")
+                .unwrap_err()
+                .reason(),
+            "truncated_json"
+        );
+        assert_eq!(
+            run("market_data", "{\"symbol\": }").unwrap_err().reason(),
+            "invalid_json"
+        );
+        assert_eq!(
+            run("market_data", "{} {}").unwrap_err().reason(),
+            "invalid_json"
+        );
+        let e = run("market_data", "{\"price\": {\"a\": 1}}").unwrap_err();
+        assert_eq!(e.reason(), "schema_mismatch");
+        assert_eq!(e.stage(), "validate");
+    }
+
+    #[test]
+    fn a_valid_article_stages_its_entities_and_a_duplicate_entity_is_rejected() {
+        let ok = format!(
+            r#"{{"url":"https://News.example.com/a#x","title":" T ","source":"S","published_at":"{}",
+               "entities":[{{"name":"Apple","entity_type":"Organization","symbol":"aapl"}},
+                           {{"name":"Tim","entity_type":"person"}}]}}"#,
+            now()
+        );
+        let out = run("news_article", &ok).unwrap();
+        assert_eq!(out.buffers[0].rows(), 1);
+        assert_eq!(out.buffers[1].rows(), 2);
+        let dup = ok.replace(
+            "\"Tim\",\"entity_type\":\"person\"",
+            "\"Apple\",\"entity_type\":\"organization\"",
+        );
+        assert_eq!(
+            run("news_article", &dup).unwrap_err().reason(),
+            "duplicate_entity"
+        );
+    }
+
+    #[test]
+    fn order_books_are_sorted_and_crossed_ones_rejected() {
+        let book = |bid: f64| {
+            format!(
+                r#"{{"symbol":"X","exchange":"E","ts":"{}","bids":[{{"price":1,"size":1}},{{"price":{bid},"size":1}}],"asks":[{{"price":3,"size":1}},{{"price":2.5,"size":1}}]}}"#,
+                now()
+            )
+        };
+        assert!(run("order_book", &book(2.0)).is_ok());
+        assert_eq!(
+            run("order_book", &book(2.6)).unwrap_err().reason(),
+            "crossed_order_book"
+        );
+        assert_eq!(
+            run("order_book", &book(1.0)).unwrap_err().reason(),
+            "invalid_order_book"
+        );
+    }
+
+    #[test]
+    fn every_family_name_has_a_topic_schema_and_tables() {
+        assert_eq!(FAMILIES.len(), 13);
+        assert_eq!(all_tables().count(), 15);
+        for f in FAMILIES {
+            assert!(family(f.name).is_some());
+            for t in f.tables {
+                assert_eq!(t.columns.len(), t.types.len(), "{}", t.name);
+            }
+        }
+    }
 }

@@ -59,6 +59,27 @@ pub(crate) struct Defect {
     pub kind: Kind,
 }
 
+// Mirrors of limits and lists that `src/records` keeps in private modules (`market::MAX_DEPTH`,
+// `news::MAX_ENTITIES`, `news::PLATFORMS`, `analysis::INSIGHT_KINDS`); the unit tests prove each one
+// against the validator.
+const MAX_BOOK_DEPTH: usize = 1000;
+const MAX_ENTITIES: usize = 500;
+const PLATFORMS: &[&str] = &[
+    "twitter",
+    "reddit",
+    "stocktwits",
+    "mastodon",
+    "bluesky",
+    "other",
+];
+const INSIGHT_KINDS: &[&str] = &[
+    "anomaly",
+    "trend",
+    "sentiment_shift",
+    "correlation",
+    "event",
+];
+
 fn d(reason: R, on: On, kind: Kind) -> Defect {
     Defect {
         reason: reason.as_str(),
@@ -289,7 +310,7 @@ impl Builder for MarketData {
             _ => (Some(px(ticks - below)), Some(px(ticks + above))),
         };
         let exchange = if e.currency == "USD" && rng.gen_bool(0.25) {
-            pick(rng, US_VENUES)
+            *pick(rng, US_VENUES)
         } else {
             e.exchange
         };
@@ -333,7 +354,14 @@ impl CryptoData {
             d(
                 R::MissingField,
                 On::Json,
-                Kind::Remove(&["symbol", "exchange", "ts", "price", "volume", "quote_currency"]),
+                Kind::Remove(&[
+                    "symbol",
+                    "exchange",
+                    "ts",
+                    "price",
+                    "volume",
+                    "quote_currency",
+                ]),
             ),
             d(
                 R::InvalidSymbol,
@@ -350,7 +378,11 @@ impl CryptoData {
                 On::Avro,
                 Kind::NonFinite(&["price", "volume", "market_cap"]),
             ),
-            d(R::NonPositive, On::Both, Kind::F64s("price", &[0.0, -64_000.0])),
+            d(
+                R::NonPositive,
+                On::Both,
+                Kind::F64s("price", &[0.0, -64_000.0]),
+            ),
             d(R::Negative, On::Both, Kind::F64s("volume", &[-0.5, -12.0])),
             d(R::Negative, On::Both, Kind::F64s("market_cap", &[-1.0e9])),
             d(
@@ -411,7 +443,11 @@ fn book_instrument(k: usize, rng: &mut ChaCha8Rng) -> (&'static str, &'static st
     if k < EQUITIES.len() {
         (EQUITIES[k].symbol, EQUITIES[k].exchange, true)
     } else {
-        (PAIRS[k - EQUITIES.len()].symbol, pick(rng, CRYPTO_EXCHANGES), false)
+        (
+            PAIRS[k - EQUITIES.len()].symbol,
+            *pick(rng, CRYPTO_EXCHANGES),
+            false,
+        )
     }
 }
 
@@ -428,7 +464,11 @@ impl OrderBook {
                 On::Both,
                 Kind::Strs("symbol", &["BTC USD", "AAPL?"]),
             ),
-            d(R::InvalidSymbol, On::Both, Kind::Strs("exchange", &["NASDAQ GS"])),
+            d(
+                R::InvalidSymbol,
+                On::Both,
+                Kind::Strs("exchange", &["NASDAQ GS"]),
+            ),
             d(R::InvalidBook, On::Both, Kind::Custom(book_empty_side)),
             d(R::InvalidBook, On::Both, Kind::Custom(book_duplicate_level)),
             d(R::InvalidBook, On::Both, Kind::Custom(book_too_deep)),
@@ -455,14 +495,8 @@ fn level(price: f64, size: f64) -> V {
     V::Rec(r)
 }
 
-fn levels_mut<'a>(rec: &'a mut Rec, side: &str) -> &'a mut Vec<V> {
-    if !matches!(rec.get(side), Some(V::Arr(_))) {
-        rec.replace(if side == "bids" { "bids" } else { "asks" }, V::Arr(Vec::new()));
-    }
-    match rec.get_mut(side) {
-        Some(V::Arr(v)) => v,
-        _ => unreachable!("just set"),
-    }
+fn levels_mut<'a>(rec: &'a mut Rec, side: &'static str) -> &'a mut Vec<V> {
+    levels_mut_named(rec, side)
 }
 
 fn level_prices(rec: &Rec, side: &str) -> Vec<f64> {
@@ -501,7 +535,7 @@ fn book_duplicate_level(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
 
 fn book_too_deep(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
     let v = levels_mut(rec, side(rng));
-    let n = crate::records::MAX_ORDER_BOOK_DEPTH_FOR_SIM + 1 + rng.gen_range(0..20);
+    let n = MAX_BOOK_DEPTH + 1 + rng.gen_range(0..20);
     let first = v.first().cloned().unwrap_or_else(|| level(1.0, 1.0));
     while v.len() < n {
         v.push(first.clone());
@@ -549,14 +583,14 @@ impl Builder for OrderBook {
         let scale = 10f64.powi(dp);
         let mid_t = ((mid * scale).round() as i64).max(100);
         let half = rng.gen_range(1..=3);
-        let mut size = |rng: &mut ChaCha8Rng| {
+        let size = |rng: &mut ChaCha8Rng| {
             if equity {
                 f64::from(rng.gen_range(1..=40) * 100)
             } else {
                 round_dp((normal(rng)).exp() * 2.0, 4).max(0.0001)
             }
         };
-        let mut make_side = |start: i64, dir: i64, rng: &mut ChaCha8Rng| {
+        let make_side = |start: i64, dir: i64, rng: &mut ChaCha8Rng| {
             let n = rng.gen_range(5..=20);
             let mut out = Vec::with_capacity(n);
             let mut t = start;
@@ -745,7 +779,9 @@ fn with_one_entity(rec: &mut Rec, rng: &mut ChaCha8Rng, f: impl FnOnce(&mut Rec,
 
 fn entity_bad_type(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
     with_one_entity(rec, rng, |e, rng| {
-        let t = *["company", "alien", "ORG", "place"].choose(rng).unwrap_or(&"alien");
+        let t = *["company", "alien", "ORG", "place"]
+            .choose(rng)
+            .unwrap_or(&"alien");
         e.set("entity_type", V::s(t));
     });
 }
@@ -758,7 +794,11 @@ fn entity_duplicate(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
         if let Some(name) = dup.get("name").and_then(V::as_str).map(str::to_owned) {
             dup.set("name", V::Str(format!(" {name} ")));
         }
-        if let Some(t) = dup.get("entity_type").and_then(V::as_str).map(str::to_owned) {
+        if let Some(t) = dup
+            .get("entity_type")
+            .and_then(V::as_str)
+            .map(str::to_owned)
+        {
             dup.set("entity_type", V::Str(t.to_ascii_uppercase()));
         }
         let at = rng.gen_range(0..=v.len());
@@ -772,30 +812,42 @@ fn entity_out_of_range(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
             // More entities than any article has: an extractor gone wrong.
             let v = entities_mut(rec);
             let first = v[0].clone();
-            let n = crate::records::MAX_ENTITIES_FOR_SIM + 1;
+            let n = MAX_ENTITIES + 1;
             while v.len() < n {
                 v.push(first.clone());
             }
         }
         1 | 2 => with_one_entity(rec, rng, |e, rng| {
-            e.set("salience", V::F64(*[1.5, -0.2, 7.0].choose(rng).unwrap_or(&1.5)));
+            e.set(
+                "salience",
+                V::F64(*[1.5, -0.2, 7.0].choose(rng).unwrap_or(&1.5)),
+            );
         }),
         _ => with_one_entity(rec, rng, |e, rng| {
-            e.set("sentiment", V::F64(*[-1.7, 2.0, 45.0].choose(rng).unwrap_or(&2.0)));
+            e.set(
+                "sentiment",
+                V::F64(*[-1.7, 2.0, 45.0].choose(rng).unwrap_or(&2.0)),
+            );
         }),
     }
 }
 
 fn entity_bad_symbol(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
     with_one_entity(rec, rng, |e, rng| {
-        let s = *["NOT A SYMBOL", "AAPL!", "€STX50"].choose(rng).unwrap_or(&"AAPL!");
+        let s = *["NOT A SYMBOL", "AAPL!", "€STX50"]
+            .choose(rng)
+            .unwrap_or(&"AAPL!");
         e.set("symbol", V::s(s));
     });
 }
 
 fn entity_non_finite(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
     with_one_entity(rec, rng, |e, rng| {
-        let f = if rng.gen_bool(0.5) { "salience" } else { "sentiment" };
+        let f = if rng.gen_bool(0.5) {
+            "salience"
+        } else {
+            "sentiment"
+        };
         e.set(f, V::F64(f64::NAN));
     });
 }
@@ -811,7 +863,10 @@ fn entity_nul_name(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
 fn entity_long_name(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
     with_one_entity(rec, rng, |e, rng| {
         let n = 201 + rng.gen_range(0..50);
-        e.set("name", V::Str("Société Générale ".chars().cycle().take(n).collect()));
+        e.set(
+            "name",
+            V::Str("Société Générale ".chars().cycle().take(n).collect()),
+        );
     });
 }
 
@@ -873,7 +928,11 @@ impl News {
                 On::Both,
                 Kind::TooLong(&[("title", 1000), ("author", 200), ("source", 200)]),
             ),
-            d(R::InvalidLanguage, On::Both, Kind::Strs("language", BAD_LANGUAGES)),
+            d(
+                R::InvalidLanguage,
+                On::Both,
+                Kind::Strs("language", BAD_LANGUAGES),
+            ),
         ];
         defects.extend(ts_defects("published_at"));
         defects.extend(entity_defects());
@@ -899,7 +958,14 @@ const CATALYSTS: &[&str] = &[
     "a product launch",
     "merger talks",
 ];
-const BANKS: &[&str] = &["Goldman Sachs", "Morgan Stanley", "UBS", "Barclays", "BNP Paribas", "Nomura"];
+const BANKS: &[&str] = &[
+    "Goldman Sachs",
+    "Morgan Stanley",
+    "UBS",
+    "Barclays",
+    "BNP Paribas",
+    "Nomura",
+];
 const WEEKDAYS: &[&str] = &["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
 
 fn slug(title: &str) -> String {
@@ -926,9 +992,17 @@ impl Builder for News {
         let (source, host, lang) = *pick(rng, NEWS_SOURCES);
         let pct = round_dp(rng.gen_range(0.2..9.5), 1);
         let up = rng.gen_bool(0.5);
-        let mv = if up { pick(rng, MOVES_UP) } else { pick(rng, MOVES_DOWN) };
+        let mv = if up {
+            pick(rng, MOVES_UP)
+        } else {
+            pick(rng, MOVES_DOWN)
+        };
         let title = match rng.gen_range(0..6) {
-            0 => format!("{} shares {mv} {pct}% after {}", e.short, pick(rng, CATALYSTS)),
+            0 => format!(
+                "{} shares {mv} {pct}% after {}",
+                e.short,
+                pick(rng, CATALYSTS)
+            ),
             1 => format!(
                 "{} to buy back ${}bn of stock",
                 e.short,
@@ -999,7 +1073,7 @@ impl Builder for News {
                 person(rng)
             }
         });
-        let d = env.base_date();
+        let day = env.base_date();
         let mut url = format!(
             "https://{}/{}/{}/{:02}/{:02}/{}-{}-{}",
             if rng.gen_range(0..20) == 0 {
@@ -1008,9 +1082,9 @@ impl Builder for News {
                 host.to_owned()
             },
             pick(rng, NEWS_SECTIONS),
-            d.year(),
-            d.month(),
-            d.day(),
+            day.year(),
+            day.month(),
+            day.day(),
             slug(&title),
             self.tag,
             lower36(i)
@@ -1072,7 +1146,11 @@ impl Social {
                 On::Both,
                 Kind::Strs("platform", &["myspace", "facebook", "tik tok"]),
             ),
-            d(R::InvalidText, On::Both, Kind::Nul(&["author", "text", "post_id"])),
+            d(
+                R::InvalidText,
+                On::Both,
+                Kind::Nul(&["author", "text", "post_id"]),
+            ),
             d(
                 R::TextTooLong,
                 On::Both,
@@ -1092,7 +1170,11 @@ impl Social {
             ),
             d(R::Negative, On::Both, Kind::Longs("likes", &[-1, -42])),
             d(R::Negative, On::Both, Kind::Longs("shares", &[-3])),
-            d(R::InvalidLanguage, On::Both, Kind::Strs("language", BAD_LANGUAGES)),
+            d(
+                R::InvalidLanguage,
+                On::Both,
+                Kind::Strs("language", BAD_LANGUAGES),
+            ),
         ];
         defects.extend(ts_defects("posted_at"));
         defects.extend(entity_defects());
@@ -1114,7 +1196,7 @@ impl Builder for Social {
     fn build(&mut self, i: u64, rng: &mut ChaCha8Rng, env: &Env) -> Base {
         let q = rng.gen_range(0..EQUITIES.len());
         let e = &EQUITIES[q];
-        let platform = *pick(rng, crate::records::SOCIAL_PLATFORMS_FOR_SIM);
+        let platform = *pick(rng, PLATFORMS);
         let numeric = matches!(platform, "twitter" | "stocktwits" | "mastodon");
         let post_id = if numeric {
             format!("{}{:010}{:010}", env.seed, env.base_secs.max(0), i)
@@ -1190,7 +1272,13 @@ impl Builder for Social {
             .put("shares", V::opt(shares.map(V::Long)))
             .put(
                 "language",
-                V::opt(rng.gen_bool(0.7).then(|| V::s(if rng.gen_range(0..10) == 0 { "es" } else { "en" }))),
+                V::opt(rng.gen_bool(0.7).then(|| {
+                    V::s(if rng.gen_range(0..10) == 0 {
+                        "es"
+                    } else {
+                        "en"
+                    })
+                })),
             )
             .put("entities", V::Arr(ents));
         Base {
@@ -1344,7 +1432,14 @@ impl Supply {
             d(
                 R::MissingField,
                 On::Json,
-                Kind::Remove(&["metric", "location", "observed_at", "value", "unit", "source"]),
+                Kind::Remove(&[
+                    "metric",
+                    "location",
+                    "observed_at",
+                    "value",
+                    "unit",
+                    "source",
+                ]),
             ),
             d(
                 R::MissingField,
@@ -1354,7 +1449,10 @@ impl Supply {
             d(
                 R::UnknownEnum,
                 On::Both,
-                Kind::Strs("metric", &["freight-rate", "warehouse_rent", "port congestion"]),
+                Kind::Strs(
+                    "metric",
+                    &["freight-rate", "warehouse_rent", "port congestion"],
+                ),
             ),
             d(
                 R::TextTooLong,
@@ -1428,8 +1526,16 @@ impl Earnings {
                 On::Both,
                 Kind::Strs("symbol", &["APPLE INC", "AAPL$", ""]),
             ),
-            d(R::OutOfRange, On::Both, Kind::Ints("fiscal_quarter", &[0, 5, -1])),
-            d(R::OutOfRange, On::Both, Kind::Ints("fiscal_year", &[1899, 2201, 24])),
+            d(
+                R::OutOfRange,
+                On::Both,
+                Kind::Ints("fiscal_quarter", &[0, 5, -1]),
+            ),
+            d(
+                R::OutOfRange,
+                On::Both,
+                Kind::Ints("fiscal_year", &[1899, 2201, 24]),
+            ),
             d(
                 R::NonFinite,
                 On::Avro,
@@ -1440,8 +1546,16 @@ impl Earnings {
                     "revenue_actual",
                 ]),
             ),
-            d(R::Negative, On::Both, Kind::F64s("revenue_estimate", &[-1.0e6])),
-            d(R::Negative, On::Both, Kind::F64s("revenue_actual", &[-5.0e8])),
+            d(
+                R::Negative,
+                On::Both,
+                Kind::F64s("revenue_estimate", &[-1.0e6]),
+            ),
+            d(
+                R::Negative,
+                On::Both,
+                Kind::F64s("revenue_actual", &[-5.0e8]),
+            ),
             d(
                 R::InvalidCurrency,
                 On::Both,
@@ -1471,12 +1585,16 @@ impl Builder for Earnings {
         let eps_act = round_dp(eps_est + 0.2 * normal(rng) * scale, 2);
         let rev_est = (rng.gen_range(1.0e9..1.2e11_f64) * scale / 1e6).round() * 1e6;
         let rev_act = ((rev_est * (1.0 + 0.03 * normal(rng))) / 1e6).round() * 1e6;
-        let opt = |rng: &mut ChaCha8Rng, x: f64, p: f64| V::opt(rng.gen_bool(p).then_some(V::F64(x)));
+        let opt =
+            |rng: &mut ChaCha8Rng, x: f64, p: f64| V::opt(rng.gen_bool(p).then_some(V::F64(x)));
         let mut r = Rec::with_capacity(9);
         r.put("symbol", V::Str(symbol.clone()))
             .put("fiscal_year", V::Int(fiscal_year))
             .put("fiscal_quarter", V::Int(fiscal_quarter))
-            .put("reported_at", any_ts(env.ts(i), venue_offset(e.exchange), rng))
+            .put(
+                "reported_at",
+                any_ts(env.ts(i), venue_offset(e.exchange), rng),
+            )
             .put("eps_estimate", opt(rng, eps_est, 0.9))
             .put("eps_actual", opt(rng, eps_act, 0.95))
             .put("revenue_estimate", opt(rng, rev_est.max(0.0), 0.85))
@@ -1566,10 +1684,17 @@ impl SecFiling {
                 On::Both,
                 Kind::Strs(
                     "url",
-                    &["www.sec.gov/Archives/edgar/data/320193/", "ftp://ftp.sec.gov/edgar/"],
+                    &[
+                        "www.sec.gov/Archives/edgar/data/320193/",
+                        "ftp://ftp.sec.gov/edgar/",
+                    ],
                 ),
             ),
-            d(R::InvalidSymbol, On::Both, Kind::Strs("symbol", &["BRK B", "N/A?"])),
+            d(
+                R::InvalidSymbol,
+                On::Both,
+                Kind::Strs("symbol", &["BRK B", "N/A?"]),
+            ),
         ];
         defects.extend(ts_defects("filed_at"));
         Self {
@@ -1655,7 +1780,11 @@ impl Feature {
                 On::Json,
                 Kind::Remove(&["entity", "name", "ts", "value", "model_version"]),
             ),
-            d(R::MissingField, On::Both, Kind::Blank(&["name", "model_version"])),
+            d(
+                R::MissingField,
+                On::Both,
+                Kind::Blank(&["name", "model_version"]),
+            ),
             d(
                 R::InvalidSymbol,
                 On::Both,
@@ -1671,7 +1800,11 @@ impl Feature {
                 On::Both,
                 Kind::TooLong(&[("name", 128), ("model_version", 64)]),
             ),
-            d(R::InvalidText, On::Both, Kind::Nul(&["name", "model_version"])),
+            d(
+                R::InvalidText,
+                On::Both,
+                Kind::Nul(&["name", "model_version"]),
+            ),
             d(R::NonFinite, On::Avro, Kind::NonFinite(&["value"])),
         ];
         defects.extend(ts_defects("ts"));
@@ -1769,7 +1902,11 @@ impl Insight {
                     ("body", 20_000),
                 ]),
             ),
-            d(R::InvalidText, On::Both, Kind::Nul(&["title", "body", "model"])),
+            d(
+                R::InvalidText,
+                On::Both,
+                Kind::Nul(&["title", "body", "model"]),
+            ),
             d(
                 R::OutOfRange,
                 On::Both,
@@ -1788,13 +1925,31 @@ impl Builder for Insight {
             &uuid::Uuid::NAMESPACE_OID,
             format!("esurio-simulate:insight:{}:{}:{i}", env.seed, env.base_secs).as_bytes(),
         );
-        let kind = *pick(rng, crate::records::INSIGHT_KINDS_FOR_SIM);
+        let kind = *pick(rng, INSIGHT_KINDS);
         let symbol = rng.gen_bool(0.8).then(|| instrument_symbol(rng));
         let about = symbol.unwrap_or("the market");
         let title = match kind {
-            "anomaly" => format!("Unusual volume in {about}: {:.1}x the 20-day average", rng.gen_range(2.0..12.0)),
-            "trend" => format!("{about} in a {} trend for {} sessions", if rng.gen_bool(0.5) { "rising" } else { "falling" }, rng.gen_range(3..15)),
-            "sentiment_shift" => format!("News sentiment on {about} turned {}", if rng.gen_bool(0.5) { "positive" } else { "negative" }),
+            "anomaly" => format!(
+                "Unusual volume in {about}: {:.1}x the 20-day average",
+                rng.gen_range(2.0..12.0)
+            ),
+            "trend" => format!(
+                "{about} in a {} trend for {} sessions",
+                if rng.gen_bool(0.5) {
+                    "rising"
+                } else {
+                    "falling"
+                },
+                rng.gen_range(3..15)
+            ),
+            "sentiment_shift" => format!(
+                "News sentiment on {about} turned {}",
+                if rng.gen_bool(0.5) {
+                    "positive"
+                } else {
+                    "negative"
+                }
+            ),
             "correlation" => format!("{about} decoupled from {}", instrument_symbol(rng)),
             _ => format!("{} may move {about}", pick(rng, EVENTS)),
         };
@@ -1870,14 +2025,22 @@ impl Strategy {
                 On::Json,
                 Kind::Remove(&["strategy_id", "version", "name", "parameters", "created_at"]),
             ),
-            d(R::MissingField, On::Both, Kind::Blank(&["strategy_id", "name"])),
+            d(
+                R::MissingField,
+                On::Both,
+                Kind::Blank(&["strategy_id", "name"]),
+            ),
             d(R::OutOfRange, On::Both, Kind::Ints("version", &[0, -1])),
             d(
                 R::TextTooLong,
                 On::Both,
                 Kind::TooLong(&[("name", 200), ("strategy_id", 128), ("description", 20_000)]),
             ),
-            d(R::InvalidText, On::Both, Kind::Nul(&["name", "description"])),
+            d(
+                R::InvalidText,
+                On::Both,
+                Kind::Nul(&["name", "description"]),
+            ),
             d(R::InvalidText, On::Both, Kind::Custom(params_nul)),
             d(R::InvalidFormat, On::Both, Kind::Custom(params_not_object)),
         ];
@@ -1920,7 +2083,13 @@ impl Builder for Strategy {
         let mut r = Rec::with_capacity(6);
         r.put("strategy_id", V::Str(id.clone()))
             .put("version", V::Int(version))
-            .put("name", V::Str(format!("{display} ({})", pick(rng, &["US", "EU", "APAC", "crypto"]))))
+            .put(
+                "name",
+                V::Str(format!(
+                    "{display} ({})",
+                    pick(rng, &["US", "EU", "APAC", "crypto"])
+                )),
+            )
             .put("description", V::opt(description.map(V::Str)))
             .put("parameters", V::Json(params))
             .put("created_at", any_ts(env.ts(i), 0, rng));
@@ -1962,9 +2131,21 @@ impl Signal {
                 On::Both,
                 Kind::Longs("horizon_seconds", &[0, -3600]),
             ),
-            d(R::OutOfRange, On::Both, Kind::Ints("strategy_version", &[0, -2])),
-            d(R::OutOfRange, On::Both, Kind::F64s("strength", &[1.2, -0.5])),
-            d(R::OutOfRange, On::Both, Kind::F64s("confidence", &[2.0, -0.01])),
+            d(
+                R::OutOfRange,
+                On::Both,
+                Kind::Ints("strategy_version", &[0, -2]),
+            ),
+            d(
+                R::OutOfRange,
+                On::Both,
+                Kind::F64s("strength", &[1.2, -0.5]),
+            ),
+            d(
+                R::OutOfRange,
+                On::Both,
+                Kind::F64s("confidence", &[2.0, -0.01]),
+            ),
             d(
                 R::InvalidSymbol,
                 On::Both,
@@ -1975,7 +2156,11 @@ impl Signal {
                 On::Both,
                 Kind::Strs("direction", &["buy", "sell", "neutral"]),
             ),
-            d(R::TextTooLong, On::Both, Kind::TooLong(&[("strategy_id", 128)])),
+            d(
+                R::TextTooLong,
+                On::Both,
+                Kind::TooLong(&[("strategy_id", 128)]),
+            ),
             d(R::InvalidText, On::Both, Kind::Nul(&["strategy_id"])),
             d(
                 R::NonFinite,
@@ -2006,14 +2191,20 @@ impl Builder for Signal {
         };
         let mut r = Rec::with_capacity(8);
         r.put("strategy_id", V::Str(strategy_id(&self.tag, block)))
-            .put("strategy_version", V::Int(rng.gen_range(1..=VERSIONS_PER_STRATEGY as i32)))
+            .put(
+                "strategy_version",
+                V::Int(rng.gen_range(1..=VERSIONS_PER_STRATEGY as i32)),
+            )
             .put("symbol", V::Str(sloppy_code(symbol, rng)))
             .put("ts", key_ts(env.ts(i), 0, rng))
             .put("direction", V::s(direction))
             .put("strength", V::F64(round_dp(rng.gen_range(0.0..=1.0), 4)))
             .put(
                 "confidence",
-                V::opt(rng.gen_bool(0.8).then(|| V::F64(round_dp(rng.gen_range(0.0..=1.0), 3)))),
+                V::opt(
+                    rng.gen_bool(0.8)
+                        .then(|| V::F64(round_dp(rng.gen_range(0.0..=1.0), 3))),
+                ),
             )
             .put(
                 "horizon_seconds",

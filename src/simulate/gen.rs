@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The encoding(s) a run produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SimFormat {
     /// JSON objects (timestamps as RFC 3339 strings or epoch milliseconds).
@@ -147,7 +149,7 @@ pub const TOO_LARGE_MAX_LIMIT: usize = 2 * 1024 * 1024;
 /// records stay rare.
 pub const TOO_LARGE_EVERY: u64 = 256;
 /// Schema id used for `unknown_schema_id` (and 999998 should the registry really hand out 999999).
-pub const UNKNOWN_SCHEMA_ID: u32 = 999_999;
+pub const BOGUS_SCHEMA_ID: u32 = 999_999;
 
 /// Constants of one run that the family builders need.
 pub(crate) struct Env {
@@ -282,10 +284,20 @@ fn decode_reasons(f: WireFormat, o: &GenOptions) -> Vec<&'static str> {
             SCHEMA_MISMATCH,
         ]),
         WireFormat::AvroSingleObject => {
-            v.extend([INVALID_AVRO, UNKNOWN_FINGERPRINT, TRUNCATED_HEADER, TRAILING_BYTES]);
+            v.extend([
+                INVALID_AVRO,
+                UNKNOWN_FINGERPRINT,
+                TRUNCATED_HEADER,
+                TRAILING_BYTES,
+            ]);
         }
         WireFormat::AvroRegistry => {
-            v.extend([INVALID_AVRO, UNKNOWN_SCHEMA_ID, TRUNCATED_HEADER, TRAILING_BYTES]);
+            v.extend([
+                INVALID_AVRO,
+                UNKNOWN_SCHEMA_ID,
+                TRUNCATED_HEADER,
+                TRAILING_BYTES,
+            ]);
         }
     }
     v
@@ -509,7 +521,6 @@ impl Generator {
         f: WireFormat,
         rng: &mut ChaCha8Rng,
     ) -> Option<Vec<u8>> {
-        let json = || serde_json::to_vec(&rec).unwrap_or_default();
         Some(match reason {
             EMPTY_PAYLOAD => return None,
             UNKNOWN_FORMAT => {
@@ -519,32 +530,36 @@ impl Generator {
                     1 => vec![0x1f, 0x8b, 0x08, 0x00],
                     _ => vec![0x88, 0xa6],
                 };
-                b.extend_from_slice(&json()[..16.min(json().len())]);
+                b.extend_from_slice(&js(&rec)[..16.min(js(&rec).len())]);
                 b
             }
             // JSON text on a topic the worker reads as Avro only.
-            WRONG_MAGIC => json(),
+            WRONG_MAGIC => js(&rec),
             TOO_LARGE => {
                 let filler_unit = "<div class=\"ad-slot\"><!-- tracking pixel --></div>\n";
                 let need = self.max_record_bytes + 1 + rng.gen_range(0..4096);
                 if f == WireFormat::Json {
                     // A spider that shipped the whole page along with the record.
-                    let have = json().len();
-                    let filler = filler_unit.repeat((need.saturating_sub(have)) / filler_unit.len() + 1);
+                    let have = js(&rec).len();
+                    let filler =
+                        filler_unit.repeat((need.saturating_sub(have)) / filler_unit.len() + 1);
                     rec.put("raw_html", V::Str(filler));
-                    json()
+                    js(&rec)
                 } else {
                     let have = self.encode(&rec, f).len();
-                    let filler = filler_unit.repeat((need.saturating_sub(have)) / filler_unit.len() + 1);
+                    let filler =
+                        filler_unit.repeat((need.saturating_sub(have)) / filler_unit.len() + 1);
                     // Pad the first string field (every schema starts with one).
-                    if let Some((_, V::Str(s))) = rec.0.iter_mut().find(|(_, v)| matches!(v, V::Str(_))) {
+                    if let Some((_, V::Str(s))) =
+                        rec.0.iter_mut().find(|(_, v)| matches!(v, V::Str(_)))
+                    {
                         s.push_str(&filler);
                     }
                     self.encode(&rec, f)
                 }
             }
             TRUNCATED_JSON => {
-                let b = json();
+                let b = js(&rec);
                 let s = String::from_utf8(b).unwrap_or_default();
                 let mut cut = rng.gen_range(s.len() / 4..s.len() * 3 / 4).max(1);
                 while !s.is_char_boundary(cut) {
@@ -553,7 +568,7 @@ impl Generator {
                 s.as_bytes()[..cut].to_vec()
             }
             INVALID_JSON => {
-                let b = json();
+                let b = js(&rec);
                 match rng.gen_range(0..4) {
                     // Python's json.dumps(float('nan')).
                     0 => {
@@ -579,17 +594,17 @@ impl Generator {
             }
             INVALID_UTF8 => {
                 // Latin-1 "é" (0xE9) inside the first string value.
-                let mut b = json();
-                let at = b
-                    .windows(2)
-                    .position(|w| w == b":\"")
-                    .map_or(1, |p| p + 2);
-                b.splice(at..at, [b'M', b'o', b'n', b't', b'r', 0xE9, b'a', b'l', b' ']);
+                let mut b = js(&rec);
+                let at = b.windows(2).position(|w| w == b":\"").map_or(1, |p| p + 2);
+                b.splice(
+                    at..at,
+                    [b'M', b'o', b'n', b't', b'r', 0xE9, b'a', b'l', b' '],
+                );
                 b
             }
             NESTING_TOO_DEEP => {
                 let depth = rng.gen_range(150..400);
-                let b = json();
+                let b = js(&rec);
                 let mut out = Vec::with_capacity(b.len() + 2 * depth + 16);
                 out.extend_from_slice(b"{\"debug\":");
                 out.extend(std::iter::repeat_n(b'[', depth));
@@ -613,7 +628,7 @@ impl Generator {
                     _ => serde_json::json!({"value": null, "error": "parse failed"}),
                 };
                 rec.replace(field, V::Json(wrong));
-                json()
+                js(&rec)
             }
             INVALID_AVRO => {
                 let body = self.datum(&rec);
@@ -630,10 +645,10 @@ impl Generator {
             }
             UNKNOWN_SCHEMA_ID => {
                 let mut b = self.encode(&rec, f);
-                let id = if self.registry_id == UNKNOWN_SCHEMA_ID {
-                    UNKNOWN_SCHEMA_ID - 1
+                let id = if self.registry_id == BOGUS_SCHEMA_ID {
+                    BOGUS_SCHEMA_ID - 1
                 } else {
-                    UNKNOWN_SCHEMA_ID
+                    BOGUS_SCHEMA_ID
                 };
                 b[1..5].copy_from_slice(&id.to_be_bytes());
                 b
@@ -722,6 +737,10 @@ impl Iterator for Generator {
         let left = (self.n - self.next) as usize;
         (left, Some(left))
     }
+}
+
+fn js(rec: &Rec) -> Vec<u8> {
+    serde_json::to_vec(rec).unwrap_or_default()
 }
 
 /// A text longer than `max` characters (some of them multi-byte, so that bytes != characters).

@@ -39,29 +39,282 @@ macro_rules! eq {
 }
 
 pub static EQUITIES: &[Equity] = &[
-    eq!("AAPL", "NASDAQ", "USD", 189.5, "Apple Inc.", "Apple", Some(320193), "Tim Cook", "Cupertino", "iPhone"),
-    eq!("MSFT", "NASDAQ", "USD", 415.2, "Microsoft Corporation", "Microsoft", Some(789019), "Satya Nadella", "Redmond", "Azure"),
-    eq!("AMZN", "NASDAQ", "USD", 181.3, "Amazon.com, Inc.", "Amazon", Some(1018724), "Andy Jassy", "Seattle", "AWS"),
-    eq!("GOOGL", "NASDAQ", "USD", 171.9, "Alphabet Inc.", "Alphabet", Some(1652044), "Sundar Pichai", "Mountain View", "Gemini"),
-    eq!("META", "NASDAQ", "USD", 478.1, "Meta Platforms, Inc.", "Meta", Some(1326801), "Mark Zuckerberg", "Menlo Park", "Instagram"),
-    eq!("NVDA", "NASDAQ", "USD", 121.4, "NVIDIA Corporation", "Nvidia", Some(1045810), "Jensen Huang", "Santa Clara", "H100"),
-    eq!("TSLA", "NASDAQ", "USD", 248.7, "Tesla, Inc.", "Tesla", Some(1318605), "Elon Musk", "Austin", "Model Y"),
-    eq!("JPM", "NYSE", "USD", 201.6, "JPMorgan Chase & Co.", "JPMorgan", Some(19617), "Jamie Dimon", "New York", "Chase Sapphire"),
-    eq!("V", "NYSE", "USD", 274.8, "Visa Inc.", "Visa", Some(1403161), "Ryan McInerney", "San Francisco", "Visa Direct"),
-    eq!("XOM", "NYSE", "USD", 114.9, "Exxon Mobil Corporation", "Exxon", Some(34088), "Darren Woods", "Spring", "Mobil 1"),
-    eq!("JNJ", "NYSE", "USD", 154.3, "Johnson & Johnson", "J&J", Some(200406), "Joaquin Duato", "New Brunswick", "Tylenol"),
-    eq!("WMT", "NYSE", "USD", 68.2, "Walmart Inc.", "Walmart", Some(104169), "Doug McMillon", "Bentonville", "Walmart+"),
-    eq!("KO", "NYSE", "USD", 62.4, "The Coca-Cola Company", "Coca-Cola", Some(21344), "James Quincey", "Atlanta", "Coke Zero"),
-    eq!("BRK.B", "NYSE", "USD", 409.7, "Berkshire Hathaway Inc.", "Berkshire", Some(1067983), "Warren Buffett", "Omaha", "GEICO"),
-    eq!("SAP", "XETRA", "EUR", 174.6, "SAP SE", "SAP", Some(1000184), "Christian Klein", "Walldorf", "S/4HANA"),
-    eq!("SIE", "XETRA", "EUR", 171.2, "Siemens AG", "Siemens", None, "Roland Busch", "Munich", "Xcelerator"),
-    eq!("ASML", "EURONEXT", "EUR", 901.5, "ASML Holding N.V.", "ASML", Some(937966), "Christophe Fouquet", "Veldhoven", "EUV scanner"),
-    eq!("MC", "EURONEXT", "EUR", 748.9, "LVMH Moët Hennessy Louis Vuitton SE", "LVMH", None, "Bernard Arnault", "Paris", "Louis Vuitton"),
-    eq!("HSBA", "LSE", "GBP", 6.52, "HSBC Holdings plc", "HSBC", Some(1089113), "Georges Elhedery", "London", "HSBC Premier"),
-    eq!("SHEL", "LSE", "GBP", 27.3, "Shell plc", "Shell", Some(1306965), "Wael Sawan", "London", "Shell Recharge"),
-    eq!("7203.T", "TSE", "JPY", 3310.0, "Toyota Motor Corporation", "Toyota", Some(1094517), "Koji Sato", "Toyota City", "Prius"),
-    eq!("6758.T", "TSE", "JPY", 13080.0, "Sony Group Corporation", "Sony", Some(313838), "Kenichiro Yoshida", "Tokyo", "PlayStation 5"),
-    eq!("0700.HK", "HKEX", "HKD", 381.4, "Tencent Holdings Limited", "Tencent", None, "Ma Huateng", "Shenzhen", "WeChat"),
+    eq!(
+        "AAPL",
+        "NASDAQ",
+        "USD",
+        189.5,
+        "Apple Inc.",
+        "Apple",
+        Some(320193),
+        "Tim Cook",
+        "Cupertino",
+        "iPhone"
+    ),
+    eq!(
+        "MSFT",
+        "NASDAQ",
+        "USD",
+        415.2,
+        "Microsoft Corporation",
+        "Microsoft",
+        Some(789019),
+        "Satya Nadella",
+        "Redmond",
+        "Azure"
+    ),
+    eq!(
+        "AMZN",
+        "NASDAQ",
+        "USD",
+        181.3,
+        "Amazon.com, Inc.",
+        "Amazon",
+        Some(1018724),
+        "Andy Jassy",
+        "Seattle",
+        "AWS"
+    ),
+    eq!(
+        "GOOGL",
+        "NASDAQ",
+        "USD",
+        171.9,
+        "Alphabet Inc.",
+        "Alphabet",
+        Some(1652044),
+        "Sundar Pichai",
+        "Mountain View",
+        "Gemini"
+    ),
+    eq!(
+        "META",
+        "NASDAQ",
+        "USD",
+        478.1,
+        "Meta Platforms, Inc.",
+        "Meta",
+        Some(1326801),
+        "Mark Zuckerberg",
+        "Menlo Park",
+        "Instagram"
+    ),
+    eq!(
+        "NVDA",
+        "NASDAQ",
+        "USD",
+        121.4,
+        "NVIDIA Corporation",
+        "Nvidia",
+        Some(1045810),
+        "Jensen Huang",
+        "Santa Clara",
+        "H100"
+    ),
+    eq!(
+        "TSLA",
+        "NASDAQ",
+        "USD",
+        248.7,
+        "Tesla, Inc.",
+        "Tesla",
+        Some(1318605),
+        "Elon Musk",
+        "Austin",
+        "Model Y"
+    ),
+    eq!(
+        "JPM",
+        "NYSE",
+        "USD",
+        201.6,
+        "JPMorgan Chase & Co.",
+        "JPMorgan",
+        Some(19617),
+        "Jamie Dimon",
+        "New York",
+        "Chase Sapphire"
+    ),
+    eq!(
+        "V",
+        "NYSE",
+        "USD",
+        274.8,
+        "Visa Inc.",
+        "Visa",
+        Some(1403161),
+        "Ryan McInerney",
+        "San Francisco",
+        "Visa Direct"
+    ),
+    eq!(
+        "XOM",
+        "NYSE",
+        "USD",
+        114.9,
+        "Exxon Mobil Corporation",
+        "Exxon",
+        Some(34088),
+        "Darren Woods",
+        "Spring",
+        "Mobil 1"
+    ),
+    eq!(
+        "JNJ",
+        "NYSE",
+        "USD",
+        154.3,
+        "Johnson & Johnson",
+        "J&J",
+        Some(200406),
+        "Joaquin Duato",
+        "New Brunswick",
+        "Tylenol"
+    ),
+    eq!(
+        "WMT",
+        "NYSE",
+        "USD",
+        68.2,
+        "Walmart Inc.",
+        "Walmart",
+        Some(104169),
+        "Doug McMillon",
+        "Bentonville",
+        "Walmart+"
+    ),
+    eq!(
+        "KO",
+        "NYSE",
+        "USD",
+        62.4,
+        "The Coca-Cola Company",
+        "Coca-Cola",
+        Some(21344),
+        "James Quincey",
+        "Atlanta",
+        "Coke Zero"
+    ),
+    eq!(
+        "BRK.B",
+        "NYSE",
+        "USD",
+        409.7,
+        "Berkshire Hathaway Inc.",
+        "Berkshire",
+        Some(1067983),
+        "Warren Buffett",
+        "Omaha",
+        "GEICO"
+    ),
+    eq!(
+        "SAP",
+        "XETRA",
+        "EUR",
+        174.6,
+        "SAP SE",
+        "SAP",
+        Some(1000184),
+        "Christian Klein",
+        "Walldorf",
+        "S/4HANA"
+    ),
+    eq!(
+        "SIE",
+        "XETRA",
+        "EUR",
+        171.2,
+        "Siemens AG",
+        "Siemens",
+        None,
+        "Roland Busch",
+        "Munich",
+        "Xcelerator"
+    ),
+    eq!(
+        "ASML",
+        "EURONEXT",
+        "EUR",
+        901.5,
+        "ASML Holding N.V.",
+        "ASML",
+        Some(937966),
+        "Christophe Fouquet",
+        "Veldhoven",
+        "EUV scanner"
+    ),
+    eq!(
+        "MC",
+        "EURONEXT",
+        "EUR",
+        748.9,
+        "LVMH Moët Hennessy Louis Vuitton SE",
+        "LVMH",
+        None,
+        "Bernard Arnault",
+        "Paris",
+        "Louis Vuitton"
+    ),
+    eq!(
+        "HSBA",
+        "LSE",
+        "GBP",
+        6.52,
+        "HSBC Holdings plc",
+        "HSBC",
+        Some(1089113),
+        "Georges Elhedery",
+        "London",
+        "HSBC Premier"
+    ),
+    eq!(
+        "SHEL",
+        "LSE",
+        "GBP",
+        27.3,
+        "Shell plc",
+        "Shell",
+        Some(1306965),
+        "Wael Sawan",
+        "London",
+        "Shell Recharge"
+    ),
+    eq!(
+        "7203.T",
+        "TSE",
+        "JPY",
+        3310.0,
+        "Toyota Motor Corporation",
+        "Toyota",
+        Some(1094517),
+        "Koji Sato",
+        "Toyota City",
+        "Prius"
+    ),
+    eq!(
+        "6758.T",
+        "TSE",
+        "JPY",
+        13080.0,
+        "Sony Group Corporation",
+        "Sony",
+        Some(313838),
+        "Kenichiro Yoshida",
+        "Tokyo",
+        "PlayStation 5"
+    ),
+    eq!(
+        "0700.HK",
+        "HKEX",
+        "HKD",
+        381.4,
+        "Tencent Holdings Limited",
+        "Tencent",
+        None,
+        "Ma Huateng",
+        "Shenzhen",
+        "WeChat"
+    ),
 ];
 
 /// Alternative venues a US listing also trades on.
@@ -76,18 +329,78 @@ pub struct Pair {
 }
 
 pub static PAIRS: &[Pair] = &[
-    Pair { symbol: "BTC-USD", quote: "USD", price: 64_250.0, supply: 19.7e6 },
-    Pair { symbol: "ETH-USD", quote: "USD", price: 3_390.0, supply: 120.1e6 },
-    Pair { symbol: "SOL-USD", quote: "USD", price: 148.2, supply: 462.0e6 },
-    Pair { symbol: "XRP-USD", quote: "USD", price: 0.552, supply: 55.6e9 },
-    Pair { symbol: "ADA-USD", quote: "USD", price: 0.451, supply: 35.7e9 },
-    Pair { symbol: "DOGE-USD", quote: "USD", price: 0.1493, supply: 145.0e9 },
-    Pair { symbol: "BTC-USDT", quote: "USDT", price: 64_270.0, supply: 19.7e6 },
-    Pair { symbol: "ETH-USDT", quote: "USDT", price: 3_392.0, supply: 120.1e6 },
-    Pair { symbol: "BNB-USDT", quote: "USDT", price: 581.0, supply: 146.0e6 },
-    Pair { symbol: "AVAX-USD", quote: "USD", price: 34.8, supply: 394.0e6 },
-    Pair { symbol: "LINK-EUR", quote: "EUR", price: 13.9, supply: 587.0e6 },
-    Pair { symbol: "ETH-BTC", quote: "BTC", price: 0.05276, supply: 120.1e6 },
+    Pair {
+        symbol: "BTC-USD",
+        quote: "USD",
+        price: 64_250.0,
+        supply: 19.7e6,
+    },
+    Pair {
+        symbol: "ETH-USD",
+        quote: "USD",
+        price: 3_390.0,
+        supply: 120.1e6,
+    },
+    Pair {
+        symbol: "SOL-USD",
+        quote: "USD",
+        price: 148.2,
+        supply: 462.0e6,
+    },
+    Pair {
+        symbol: "XRP-USD",
+        quote: "USD",
+        price: 0.552,
+        supply: 55.6e9,
+    },
+    Pair {
+        symbol: "ADA-USD",
+        quote: "USD",
+        price: 0.451,
+        supply: 35.7e9,
+    },
+    Pair {
+        symbol: "DOGE-USD",
+        quote: "USD",
+        price: 0.1493,
+        supply: 145.0e9,
+    },
+    Pair {
+        symbol: "BTC-USDT",
+        quote: "USDT",
+        price: 64_270.0,
+        supply: 19.7e6,
+    },
+    Pair {
+        symbol: "ETH-USDT",
+        quote: "USDT",
+        price: 3_392.0,
+        supply: 120.1e6,
+    },
+    Pair {
+        symbol: "BNB-USDT",
+        quote: "USDT",
+        price: 581.0,
+        supply: 146.0e6,
+    },
+    Pair {
+        symbol: "AVAX-USD",
+        quote: "USD",
+        price: 34.8,
+        supply: 394.0e6,
+    },
+    Pair {
+        symbol: "LINK-EUR",
+        quote: "EUR",
+        price: 13.9,
+        supply: 587.0e6,
+    },
+    Pair {
+        symbol: "ETH-BTC",
+        quote: "BTC",
+        price: 0.05276,
+        supply: 120.1e6,
+    },
 ];
 
 pub static CRYPTO_EXCHANGES: &[&str] = &["COINBASE", "BINANCE", "KRAKEN", "BITSTAMP", "OKX"];
@@ -169,8 +482,21 @@ pub static FIRST_NAMES: &[&str] = &[
 ];
 
 pub static LAST_NAMES: &[&str] = &[
-    "Smith", "Müller", "Nakamura", "García", "Rossi", "Dubois", "Chen", "Kowalski", "Okafor",
-    "Johansson", "Patel", "O'Brien", "Silva", "Novak", "Kim",
+    "Smith",
+    "Müller",
+    "Nakamura",
+    "García",
+    "Rossi",
+    "Dubois",
+    "Chen",
+    "Kowalski",
+    "Okafor",
+    "Johansson",
+    "Patel",
+    "O'Brien",
+    "Silva",
+    "Novak",
+    "Kim",
 ];
 
 pub static HANDLE_WORDS: &[&str] = &[
@@ -178,7 +504,13 @@ pub static HANDLE_WORDS: &[&str] = &[
     "hodl", "dividend",
 ];
 
-pub static SUBREDDITS: &[&str] = &["wallstreetbets", "stocks", "investing", "CryptoCurrency", "options"];
+pub static SUBREDDITS: &[&str] = &[
+    "wallstreetbets",
+    "stocks",
+    "investing",
+    "CryptoCurrency",
+    "options",
+];
 
 /// An economic series template: code, unit, frequency, typical value, spread, which agency.
 pub struct Series {
@@ -227,13 +559,28 @@ pub static COUNTRIES: &[(&str, &str, &str, &str)] = &[
     ("DE", "Destatis", "Deutsche Bundesbank", "EUR"),
     ("FR", "INSEE", "Banque de France", "EUR"),
     ("JP", "Statistics Bureau of Japan", "Bank of Japan", "JPY"),
-    ("CN", "National Bureau of Statistics of China", "People's Bank of China", "CNY"),
+    (
+        "CN",
+        "National Bureau of Statistics of China",
+        "People's Bank of China",
+        "CNY",
+    ),
     ("EU", "Eurostat", "European Central Bank", "EUR"),
     ("CA", "Statistics Canada", "Bank of Canada", "CAD"),
-    ("AU", "Australian Bureau of Statistics", "Reserve Bank of Australia", "AUD"),
+    (
+        "AU",
+        "Australian Bureau of Statistics",
+        "Reserve Bank of Australia",
+        "AUD",
+    ),
     ("BR", "IBGE", "Banco Central do Brasil", "BRL"),
     ("IN", "MOSPI", "Reserve Bank of India", "INR"),
-    ("CH", "Swiss Federal Statistical Office", "Swiss National Bank", "CHF"),
+    (
+        "CH",
+        "Swiss Federal Statistical Office",
+        "Swiss National Bank",
+        "CHF",
+    ),
 ];
 
 /// A supply-chain metric: its name (from the validator's list), unit, value range, where, who.
@@ -286,7 +633,13 @@ pub static METRICS: &[Metric] = &[
         unit: "index",
         lo: 38.0,
         hi: 62.0,
-        locations: &["US retail", "US manufacturing", "Euro area manufacturing", "China electronics", "Japan autos"],
+        locations: &[
+            "US retail",
+            "US manufacturing",
+            "Euro area manufacturing",
+            "China electronics",
+            "Japan autos",
+        ],
         sources: &["ISM", "US Census Bureau", "S&P Global"],
     },
     Metric {
@@ -294,7 +647,12 @@ pub static METRICS: &[Metric] = &[
         unit: "days",
         lo: 12.0,
         hi: 130.0,
-        locations: &["Shenzhen electronics", "Taiwan semiconductors", "Vietnam apparel", "Mexico auto parts"],
+        locations: &[
+            "Shenzhen electronics",
+            "Taiwan semiconductors",
+            "Vietnam apparel",
+            "Mexico auto parts",
+        ],
         sources: &["Flexport", "Susquehanna", "Resilinc"],
     },
     Metric {
@@ -310,7 +668,11 @@ pub static METRICS: &[Metric] = &[
         unit: "USD",
         lo: 1_100.0,
         hi: 4_600.0,
-        locations: &["40ft HC new, Shanghai", "20ft DC used, Rotterdam", "40ft HC used, Chicago"],
+        locations: &[
+            "40ft HC new, Shanghai",
+            "20ft DC used, Rotterdam",
+            "40ft HC used, Chicago",
+        ],
         sources: &["Container xChange", "Drewry"],
     },
 ];
@@ -329,9 +691,19 @@ pub static FEATURE_NAMES: &[&str] = &[
     "order_imbalance",
 ];
 
-pub static MODEL_VERSIONS: &[&str] = &["features-v3.2.1", "features-v3.3.0", "fx-2024.06", "nlp-sent-1.4"];
+pub static MODEL_VERSIONS: &[&str] = &[
+    "features-v3.2.1",
+    "features-v3.3.0",
+    "fx-2024.06",
+    "nlp-sent-1.4",
+];
 
-pub static INSIGHT_MODELS: &[&str] = &["anomaly-iforest-v2", "trend-lstm-v5", "sentiment-bert-1.4", "corr-engine-0.9"];
+pub static INSIGHT_MODELS: &[&str] = &[
+    "anomaly-iforest-v2",
+    "trend-lstm-v5",
+    "sentiment-bert-1.4",
+    "corr-engine-0.9",
+];
 
 /// Strategy families: slug, display name, kind of parameters.
 pub static STRATEGIES: &[(&str, &str)] = &[

@@ -23,7 +23,6 @@ pub enum TsStyle {
 /// One value of a simulated record.
 #[derive(Debug, Clone)]
 pub enum V {
-    Null,
     Str(String),
     F64(f64),
     /// Avro `int`.
@@ -88,7 +87,6 @@ impl V {
     /// The Avro value for this tree (unions as `Union(0, Null)` / `Union(1, v)`).
     pub fn to_avro(&self) -> Avro {
         match self {
-            V::Null => Avro::Null,
             V::Str(s) => Avro::String(s.clone()),
             V::F64(x) => Avro::Double(*x),
             V::Int(x) => Avro::Int(*x),
@@ -177,7 +175,7 @@ pub fn rfc3339(micros: i64, offset_secs: i32) -> Option<String> {
 impl Serialize for V {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            V::Null | V::Opt(None) => s.serialize_none(),
+            V::Opt(None) => s.serialize_none(),
             V::Str(x) => s.serialize_str(x),
             V::F64(x) => s.serialize_f64(*x),
             V::Int(x) => s.serialize_i32(*x),
@@ -234,7 +232,10 @@ mod tests {
     fn timestamps_and_unions_encode_both_ways() {
         let mut r = Rec::default();
         r.put("ts", V::Ts(1_700_000_000_123_456, TsStyle::Utc))
-            .put("local", V::Ts(1_700_000_000_123_456, TsStyle::Offset(-4 * 3600)))
+            .put(
+                "local",
+                V::Ts(1_700_000_000_123_456, TsStyle::Offset(-4 * 3600)),
+            )
             .put("ms", V::Ts(1_700_000_000_123_000, TsStyle::Millis))
             .put("bid", V::none())
             .put("d", V::Date(19_000));

@@ -399,11 +399,9 @@ impl TopicWorker {
                 Ok(payload) => {
                     match (self.family.process)(payload, vctx, &lineage, &mut batch.staged) {
                         Ok(()) => batch.push_valid(offset, m.key(), bytes, ts_ms),
-                        Err(e) => batch.push_quarantined(quarantine(
-                            "validate",
-                            e.reason(),
-                            e.to_string(),
-                        )),
+                        Err(e) => {
+                            batch.push_quarantined(quarantine(e.stage(), e.reason(), e.to_string()))
+                        }
                     }
                 }
                 Err(e) if e.is_retriable() && !self.deps.stop.is_cancelled() => {

@@ -1,0 +1,553 @@
+//! The simulator's records run through the worker's real decoder and validator: every valid record
+//! stages exactly the rows it promises, every invalid record fails with exactly its reason, and every
+//! reason the simulator claims for a family and format occurs.
+
+use super::*;
+use crate::decode::{Decoder, Format, Registry};
+use crate::records::{
+    CryptoData, EarningsEvent, EconomicIndicator, Family, Feature, Insight, MarketData,
+    NewsArticle, OrderBook, SecFiling, Signal, SocialPost, Strategy, SupplyChainMetric, TimeUnit,
+    FAMILIES,
+};
+use crate::records::{Ctx, Reason};
+use crate::sink::copy::{Lineage, StagedRows};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+fn opts(seed: u64, format: SimFormat, ratio: f64) -> GenOptions {
+    let mut o = GenOptions::new(seed, default_base_time(Utc::now()));
+    o.format = format;
+    o.invalid_ratio = ratio;
+    o
+}
+
+/// A minimal Confluent-compatible registry: `GET /schemas/ids/{id}` from a fixed map, else 404.
+fn fake_registry(schemas: HashMap<u32, String>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                    break;
+                }
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let id: Option<u32> = path
+                .strip_prefix("/schemas/ids/")
+                .and_then(|s| s.parse().ok());
+            let (status, body) = match id.and_then(|id| schemas.get(&id)) {
+                Some(s) => ("200 OK", serde_json::json!({ "schema": s }).to_string()),
+                None => (
+                    "404 Not Found",
+                    r#"{"error_code":40403,"message":"Schema not found"}"#.to_owned(),
+                ),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// What the worker makes of one record: the rows per table, or the reason code.
+fn worker_outcome(
+    decoder: &Decoder,
+    spec: &'static crate::records::FamilySpec,
+    ctx: &Ctx,
+    offset: i64,
+    payload: Option<&[u8]>,
+) -> Result<Vec<usize>, String> {
+    let bytes = payload.unwrap_or(&[]);
+    let payload = decoder.decode(bytes).map_err(|e| e.reason().to_owned())?;
+    let lineage = Lineage {
+        topic: "sim",
+        partition: 0,
+        offset,
+    };
+    let mut out = StagedRows::new(spec.tables.len());
+    (spec.process)(payload, ctx, &lineage, &mut out).map_err(|e| e.reason().to_owned())?;
+    Ok(out.buffers.iter().map(|b| b.rows()).collect())
+}
+
+/// Runs `n` records of every family in `format` through the worker; returns the reasons seen.
+fn check_format(format: SimFormat, n: usize) {
+    let registry_id = 7u32;
+    for spec in FAMILIES {
+        let mut o = opts(42, format, 0.5);
+        let registry = if matches!(format, SimFormat::AvroRegistry | SimFormat::Mixed) {
+            o.registry_ids.insert(spec.name.to_owned(), registry_id);
+            let url = fake_registry(HashMap::from([(registry_id, spec.avro_schema.to_owned())]));
+            Some(Arc::new(Registry::new(&url, Duration::from_secs(5))))
+        } else {
+            None
+        };
+        let decoder =
+            Decoder::new(spec.avro_schema, Format::Auto, o.max_record_bytes, registry).unwrap();
+        let ctx = Ctx::new(o.max_future, o.max_past);
+        let gen = generate(spec, n, &o).unwrap();
+        let applicable = gen.applicable();
+        let mut seen: HashMap<WireFormat, BTreeSet<&'static str>> = HashMap::new();
+        let (mut valid, mut invalid) = (0, 0);
+        for r in gen {
+            let got = worker_outcome(&decoder, spec, &ctx, r.index as i64, r.payload.as_deref());
+            match &r.expect {
+                Expect::Valid { rows } => {
+                    valid += 1;
+                    let want: Vec<usize> = spec
+                        .tables
+                        .iter()
+                        .map(|t| {
+                            rows.iter()
+                                .find(|(name, _)| *name == t.name)
+                                .map_or(0, |(_, n)| *n)
+                        })
+                        .collect();
+                    assert_eq!(
+                        got,
+                        Ok(want),
+                        "{} #{} ({:?}) should be valid: {}",
+                        spec.name,
+                        r.index,
+                        r.format,
+                        String::from_utf8_lossy(r.payload.as_deref().unwrap_or(&[]))
+                    );
+                    assert_eq!(rows.len(), spec.tables.len());
+                }
+                Expect::Invalid { reason } => {
+                    invalid += 1;
+                    assert_eq!(
+                        got.as_ref().map_err(String::as_str),
+                        Err(*reason),
+                        "{} #{} ({:?}) should fail with {reason}: {}",
+                        spec.name,
+                        r.index,
+                        r.format,
+                        String::from_utf8_lossy(
+                            &r.payload.as_deref().unwrap_or(&[])
+                                [..r.payload.as_ref().map_or(0, |p| p.len().min(600))]
+                        )
+                    );
+                    seen.entry(r.format).or_default().insert(reason);
+                }
+            }
+        }
+        assert_eq!(invalid, (n as f64 * 0.5).round() as usize, "{}", spec.name);
+        assert_eq!(valid + invalid, n);
+        for (f, reasons) in applicable {
+            let got = seen.remove(&f).unwrap_or_default();
+            let missing: Vec<_> = reasons.iter().filter(|r| !got.contains(*r)).collect();
+            assert!(
+                missing.is_empty(),
+                "{} {f:?}: reasons never produced: {missing:?}",
+                spec.name
+            );
+        }
+    }
+}
+
+#[test]
+fn json_records_agree_with_the_worker() {
+    check_format(SimFormat::Json, 400);
+}
+
+#[test]
+fn avro_single_object_records_agree_with_the_worker() {
+    check_format(SimFormat::AvroSingleObject, 400);
+}
+
+#[test]
+fn avro_registry_records_agree_with_the_worker() {
+    check_format(SimFormat::AvroRegistry, 400);
+}
+
+#[test]
+fn mixed_records_agree_with_the_worker() {
+    check_format(SimFormat::Mixed, 900);
+}
+
+#[test]
+fn registry_framing() {
+    let spec = crate::records::family("market_data").unwrap();
+    let mut o = opts(1, SimFormat::AvroRegistry, 0.0);
+    o.registry_ids.insert(spec.name.into(), 0x0102_0304);
+    for r in generate(spec, 50, &o).unwrap() {
+        let p = r.payload.unwrap();
+        assert_eq!(&p[..5], &[0, 1, 2, 3, 4]);
+        let schema = apache_avro::Schema::parse_str(spec.avro_schema).unwrap();
+        let mut body = &p[5..];
+        apache_avro::from_avro_datum(&schema, &mut body, None).unwrap();
+        assert!(body.is_empty());
+    }
+    // Without an id for the family the registry format is refused.
+    assert!(generate(spec, 1, &opts(1, SimFormat::AvroRegistry, 0.0)).is_err());
+}
+
+#[test]
+fn every_validation_reason_is_simulated_somewhere() {
+    let mut all: HashSet<&str> = HashSet::new();
+    for spec in FAMILIES {
+        for f in [WireFormat::Json, WireFormat::AvroSingleObject] {
+            all.extend(applicable_reasons(spec, f, &opts(42, SimFormat::Json, 0.1)).unwrap());
+        }
+    }
+    for r in Reason::ALL {
+        assert!(
+            all.contains(r.as_str()),
+            "no family simulates {}",
+            r.as_str()
+        );
+    }
+}
+
+fn records(spec: &'static crate::records::FamilySpec, n: usize, o: &GenOptions) -> Vec<SimRecord> {
+    generate(spec, n, o).unwrap().collect()
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let base = default_base_time(Utc::now());
+    for format in [SimFormat::Json, SimFormat::AvroSingleObject] {
+        for spec in FAMILIES {
+            let mut o = opts(42, format, 0.3);
+            o.base_time = base;
+            let a = records(spec, 300, &o);
+            let b = records(spec, 300, &o);
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(x.payload, y.payload, "{} #{}", spec.name, x.index);
+                assert_eq!(x.key, y.key);
+                assert_eq!(x.expect, y.expect);
+            }
+        }
+    }
+}
+
+#[test]
+fn valid_records_do_not_depend_on_the_invalid_ratio() {
+    for spec in FAMILIES {
+        let a = records(spec, 200, &opts(9, SimFormat::Json, 0.1));
+        let b = records(spec, 200, &opts(9, SimFormat::Json, 0.6));
+        let mut compared = 0;
+        for (x, y) in a.iter().zip(&b) {
+            if x.expect.is_valid() && y.expect.is_valid() {
+                assert_eq!(x.payload, y.payload, "{} #{}", spec.name, x.index);
+                compared += 1;
+            }
+        }
+        assert!(compared > 50);
+    }
+}
+
+#[test]
+fn invalid_share_is_exact() {
+    let spec = crate::records::family("signal").unwrap();
+    for (n, ratio) in [
+        (0, 0.5),
+        (1, 0.4),
+        (1, 0.6),
+        (7, 0.1),
+        (1000, 0.1),
+        (999, 0.333),
+        (50, 1.0),
+        (50, 0.0),
+    ] {
+        let invalid = records(spec, n, &opts(3, SimFormat::Json, ratio))
+            .iter()
+            .filter(|r| !r.expect.is_valid())
+            .count();
+        assert_eq!(
+            invalid,
+            (n as f64 * ratio).round() as usize,
+            "n={n} ratio={ratio}"
+        );
+    }
+}
+
+/// Natural keys of the valid records (JSON), via the families' own parse.
+fn natural_keys(spec: &'static crate::records::FamilySpec, recs: &[SimRecord]) -> Vec<String> {
+    fn keys<F: Family>(recs: &[SimRecord], key: impl Fn(&F) -> String) -> Vec<String> {
+        let ctx = Ctx::new(
+            Duration::from_secs(300),
+            Duration::from_secs(20 * 365 * 86_400),
+        )
+        .with_int_time(TimeUnit::Millis);
+        recs.iter()
+            .filter(|r| r.expect.is_valid())
+            .map(|r| {
+                let w: F::Wire = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+                key(&F::parse(w, &ctx).unwrap())
+            })
+            .collect()
+    }
+    match spec.name {
+        "market_data" => {
+            keys::<MarketData>(recs, |x| format!("{:?}", (&x.exchange, &x.symbol, x.ts)))
+        }
+        "crypto_data" => {
+            keys::<CryptoData>(recs, |x| format!("{:?}", (&x.exchange, &x.symbol, x.ts)))
+        }
+        "order_book" => {
+            keys::<OrderBook>(recs, |x| format!("{:?}", (&x.exchange, &x.symbol, x.ts)))
+        }
+        "news_article" => keys::<NewsArticle>(recs, |x| x.article_id.to_string()),
+        "social_post" => keys::<SocialPost>(recs, |x| {
+            format!("{:?}", (x.post_uid, x.platform, &x.post_id))
+        }),
+        "economic_indicator" => keys::<EconomicIndicator>(recs, |x| {
+            format!(
+                "{:?}",
+                (
+                    &x.source,
+                    &x.indicator,
+                    &x.country,
+                    x.frequency,
+                    x.period_start,
+                    x.released_at
+                )
+            )
+        }),
+        "supply_chain_metric" => keys::<SupplyChainMetric>(recs, |x| {
+            format!("{:?}", (&x.source, x.metric, &x.location, x.observed_at))
+        }),
+        "earnings_event" => keys::<EarningsEvent>(recs, |x| {
+            format!("{:?}", (&x.symbol, x.fiscal_year, x.fiscal_quarter))
+        }),
+        "sec_filing" => keys::<SecFiling>(recs, |x| x.accession_number.clone()),
+        "feature" => keys::<Feature>(recs, |x| {
+            format!("{:?}", (&x.entity, &x.name, x.ts, &x.model_version))
+        }),
+        "insight" => keys::<Insight>(recs, |x| x.insight_id.clone()),
+        "strategy" => keys::<Strategy>(recs, |x| format!("{:?}", (&x.strategy_id, x.version))),
+        "signal" => keys::<Signal>(recs, |x| {
+            format!(
+                "{:?}",
+                (&x.strategy_id, x.strategy_version, &x.symbol, x.ts)
+            )
+        }),
+        other => panic!("no key for {other}"),
+    }
+}
+
+#[test]
+fn natural_keys_are_unique_and_disjoint_across_seeds() {
+    let base = default_base_time(Utc::now());
+    for spec in FAMILIES {
+        let mut per_seed: Vec<HashSet<String>> = Vec::new();
+        for seed in [42, 43, 1042 + 7, u64::MAX] {
+            let mut o = opts(seed, SimFormat::Json, 0.1);
+            o.base_time = base;
+            let keys = natural_keys(spec, &records(spec, 3000, &o));
+            let set: HashSet<String> = keys.iter().cloned().collect();
+            assert_eq!(
+                set.len(),
+                keys.len(),
+                "{} seed {seed}: duplicate natural keys",
+                spec.name
+            );
+            for (k, other) in per_seed.iter().enumerate() {
+                assert!(
+                    set.is_disjoint(other),
+                    "{}: seed {seed} collides with run {k}",
+                    spec.name
+                );
+            }
+            per_seed.push(set);
+        }
+        // Same seed and base time: the same keys.
+        let mut o = opts(42, SimFormat::Json, 0.1);
+        o.base_time = base;
+        let again: HashSet<String> = natural_keys(spec, &records(spec, 3000, &o))
+            .into_iter()
+            .collect();
+        assert_eq!(again, per_seed[0], "{}", spec.name);
+    }
+}
+
+#[test]
+fn news_entities_are_distinct_and_counted() {
+    let spec = crate::records::family("news_article").unwrap();
+    let mut sizes = HashSet::new();
+    for r in records(spec, 500, &opts(5, SimFormat::Json, 0.0)) {
+        let Expect::Valid { rows } = &r.expect else {
+            unreachable!()
+        };
+        let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+        let ents = v["entities"].as_array().unwrap();
+        assert_eq!(rows[1], ("news_entity", ents.len()));
+        assert!(ents.len() <= 6);
+        sizes.insert(ents.len());
+    }
+    assert_eq!(sizes.len(), 7, "0..=6 entities per article: {sizes:?}");
+}
+
+#[test]
+fn market_ticks_are_sane() {
+    let spec = crate::records::family("market_data").unwrap();
+    for r in records(spec, 2000, &opts(11, SimFormat::Json, 0.0)) {
+        let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+        let p = v["price"].as_f64().unwrap();
+        if let Some(b) = v["bid"].as_f64() {
+            assert!(b <= p && b > 0.0, "{v}");
+        }
+        if let Some(a) = v["ask"].as_f64() {
+            assert!(a >= p, "{v}");
+        }
+    }
+}
+
+#[test]
+fn too_large_records_stay_rare() {
+    let spec = crate::records::family("insight").unwrap();
+    let n = 20_000;
+    let recs = records(spec, n, &opts(8, SimFormat::Json, 0.5));
+    let large = recs
+        .iter()
+        .filter(|r| {
+            r.expect
+                == Expect::Invalid {
+                    reason: "too_large",
+                }
+        })
+        .count();
+    let per_round = applicable_reasons(spec, WireFormat::Json, &opts(8, SimFormat::Json, 0.5))
+        .unwrap()
+        .len();
+    let rounds = n / 2 / per_round;
+    assert!(
+        large >= 1 && large <= rounds / TOO_LARGE_EVERY as usize + 1,
+        "{large}"
+    );
+}
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: SimulateArgs,
+}
+
+#[test]
+fn cli_defaults_and_dry_run_summary() {
+    use clap::{CommandFactory, Parser};
+    Cli::command().debug_assert();
+    let cli = Cli::try_parse_from([
+        "simulate",
+        "--dry-run",
+        "--records",
+        "101",
+        "--topics",
+        "news_article,market_data",
+    ])
+    .unwrap();
+    assert_eq!(cli.args.seed, 42);
+    assert_eq!(cli.args.format, SimFormat::Json);
+    assert!((cli.args.invalid_ratio - 0.1).abs() < 1e-12);
+    assert!(Cli::try_parse_from(["simulate", "--invalid-ratio", "1.5"]).is_err());
+    let settings = Settings::default();
+    let s = dry_run(&settings, &cli.args).unwrap();
+    let text = serde_json::to_string(&s).unwrap();
+    let back: Summary = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(s.topics.len(), 2);
+    let news = &s.topics["news_article"];
+    assert_eq!(news.produced, 101);
+    assert_eq!(news.invalid, 10);
+    assert_eq!(news.invalid_by_reason.values().sum::<u64>(), 10);
+    assert_eq!(s.tables["news_article"], 91);
+    assert_eq!(s.tables["market_data"], 91);
+    assert!(s.tables.contains_key("news_entity"));
+    assert_eq!(s.totals.produced, 202);
+    // The entity rows are those of the valid articles.
+    let spec = crate::records::family("news_article").unwrap();
+    let mut o = opts(42, SimFormat::Json, 0.1);
+    o.base_time = s.base_time;
+    let entities: usize = records(spec, 101, &o)
+        .iter()
+        .filter_map(|r| match &r.expect {
+            Expect::Valid { rows } => Some(rows[1].1),
+            Expect::Invalid { .. } => None,
+        })
+        .sum();
+    assert_eq!(s.tables["news_entity"], entities as u64);
+}
+
+#[test]
+fn plan_refuses_what_the_worker_cannot_read() {
+    let settings = Settings::default();
+    let base = |extra: &[&str]| {
+        use clap::Parser;
+        let mut v = vec!["simulate", "--dry-run"];
+        v.extend_from_slice(extra);
+        Cli::try_parse_from(v).unwrap().args
+    };
+    assert!(dry_run(&settings, &base(&["--topics", "nope"])).is_err());
+    assert!(dry_run(&settings, &base(&["--format", "avro-registry"])).is_err());
+    assert!(dry_run(&settings, &base(&["--base-time", "1990-01-01T00:00:00Z"])).is_err());
+    assert!(dry_run(&settings, &base(&["--base-time", "2999-01-01T00:00:00Z"])).is_err());
+    let mut json_only = Settings::default();
+    json_only.decode.format = Format::Json;
+    assert!(dry_run(
+        &json_only,
+        &base(&["--format", "avro-single-object", "--records", "5"])
+    )
+    .is_err());
+    assert!(dry_run(&json_only, &base(&["--records", "5"])).is_ok());
+}
+
+#[test]
+fn fixed_worker_formats_change_the_first_byte_reason() {
+    // A topic the worker reads as single-object only reports JSON text as a wrong magic byte.
+    let spec = crate::records::family("feature").unwrap();
+    let mut o = opts(4, SimFormat::AvroSingleObject, 0.5);
+    o.worker_format = Format::AvroSingleObject;
+    let decoder = Decoder::new(
+        spec.avro_schema,
+        Format::AvroSingleObject,
+        o.max_record_bytes,
+        None,
+    )
+    .unwrap();
+    let ctx = Ctx::new(o.max_future, o.max_past);
+    let mut seen = HashSet::new();
+    for r in generate(spec, 400, &o).unwrap() {
+        let got = worker_outcome(&decoder, spec, &ctx, 0, r.payload.as_deref());
+        match r.expect {
+            Expect::Valid { .. } => assert!(got.is_ok()),
+            Expect::Invalid { reason } => {
+                assert_eq!(got, Err(reason.to_owned()));
+                seen.insert(reason);
+            }
+        }
+    }
+    assert!(seen.contains("wrong_magic_byte"));
+    assert!(!seen.contains("unknown_format"));
+}
+
+#[test]
+#[ignore]
+fn zz_print_samples() {
+    for spec in FAMILIES {
+        for r in records(spec, 6, &opts(42, SimFormat::Json, 0.34)) {
+            let p = r.payload.unwrap_or_default();
+            println!(
+                "{} {:?} key={:?}\n  {}",
+                spec.name,
+                r.expect,
+                r.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
+                String::from_utf8_lossy(&p[..p.len().min(700)])
+            );
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The test harness: a private database, topic prefix and group per test, and helpers to run the
+//! `esurio` binary and read back what it wrote.
+
+use esurio::decode::registry_stub::{self, RegistryStub};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls};
+
+pub const TABLES: &[&str] = &[
+    "market_data",
+    "crypto_data",
+    "order_book",
+    "news_article",
+    "news_entity",
+    "social_post",
+    "social_entity",
+    "economic_indicator",
+    "supply_chain_metric",
+    "earnings_event",
+    "sec_filing",
+    "feature",
+    "insight",
+    "strategy",
+    "signal",
+];
+
+fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| {
+        panic!("{key} is not set: run the tests through scripts/test (it starts the stack and exports it)")
+    })
+}
+
+pub struct TestEnv {
+    pub name: String,
+    pub db_url: String,
+    admin_url: String,
+    db_name: String,
+    pub brokers: String,
+    pub prefix: String,
+    pub group: String,
+    pub registry: Option<RegistryStub>,
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}_{}_{:x}", std::process::id(), nanos & 0xffff_ffff)
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+impl TestEnv {
+    /// A fresh database (migrated), topic prefix and group; with a schema registry stub if asked.
+    pub async fn new(name: &str, with_registry: bool) -> Self {
+        let admin_url = env("ESURIO__DATABASE__URL");
+        let id = unique(name);
+        let db_name = format!("it_{id}").to_lowercase();
+        let admin = connect(&admin_url).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .await
+            .unwrap();
+        let base = admin_url.rsplit_once('/').unwrap().0;
+        let env = TestEnv {
+            name: name.to_owned(),
+            db_url: format!("{base}/{db_name}"),
+            admin_url,
+            db_name,
+            brokers: env("ESURIO__KAFKA__BROKERS"),
+            prefix: format!("it.{id}."),
+            group: format!("it-{id}"),
+            registry: with_registry.then(|| registry_stub::serve(0).unwrap()),
+        };
+        let out = env.esurio(&["migrate"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "migrate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env
+    }
+
+    /// The `esurio` binary with this test's settings in its environment.
+    pub fn esurio(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_esurio"));
+        c.args(args)
+            .env(
+                "ESURIO_CONFIG_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+            )
+            .env("ESURIO__DATABASE__URL", &self.db_url)
+            .env("ESURIO__KAFKA__BROKERS", &self.brokers)
+            .env("ESURIO__KAFKA__TOPIC_PREFIX", &self.prefix)
+            .env("ESURIO__KAFKA__GROUP_ID", &self.group)
+            .env("ESURIO__KAFKA__SESSION_TIMEOUT", "10s")
+            .env("ESURIO__BATCH__LINGER", "100ms")
+            .env("ESURIO__DATABASE__POOL_SIZE", "4")
+            .env("ESURIO__DATABASE__MAX_OVERFLOW", "2")
+            .env("RUST_LOG", "warn,esurio=info")
+            .stdin(Stdio::null());
+        if let Some(r) = &self.registry {
+            c.env("ESURIO__DECODE__SCHEMA_REGISTRY_URL", r.url());
+        }
+        c
+    }
+
+    /// Runs `esurio simulate` and returns its JSON summary.
+    pub fn simulate(&self, args: &[&str]) -> Value {
+        let mut all = vec!["simulate"];
+        all.extend_from_slice(args);
+        let out = self.esurio(&all).output().unwrap();
+        assert!(
+            out.status.success(),
+            "simulate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "simulate printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Runs the worker until it is caught up and idle; panics if it fails or hangs.
+    pub fn run_until_idle(&self) -> Output {
+        let child = self
+            .esurio(&["run", "--exit-when-idle", "3s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_with_timeout(child, Duration::from_secs(600));
+        assert!(
+            out.status.success(),
+            "run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn spawn_worker(&self) -> Child {
+        self.esurio(&["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    pub async fn db(&self) -> Client {
+        connect(&self.db_url).await
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.db().await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    pub async fn table_counts(&self) -> BTreeMap<String, i64> {
+        let db = self.db().await;
+        let mut m = BTreeMap::new();
+        for t in TABLES {
+            let n: i64 = db
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            m.insert(t.to_string(), n);
+        }
+        m
+    }
+
+    pub fn topic(&self, family: &str) -> String {
+        format!("{}{family}", self.prefix)
+    }
+
+    /// Produces raw payloads to one partition of a family's topic.
+    pub fn produce(&self, family: &str, partition: i32, payloads: &[Vec<u8>]) {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        let topic = self.topic(family);
+        for v in payloads {
+            p.send(
+                BaseRecord::<(), [u8]>::to(&topic)
+                    .payload(v)
+                    .partition(partition),
+            )
+            .unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Sum over partitions of (high - low) watermarks of a topic: how many records it holds.
+    pub fn topic_size(&self, topic: &str) -> i64 {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", format!("{}-probe", self.group))
+            .create()
+            .unwrap();
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let mut n = 0;
+        for t in md.topics() {
+            for p in t.partitions() {
+                let (lo, hi) = c
+                    .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                    .unwrap();
+                n += hi - lo;
+            }
+        }
+        n
+    }
+
+    /// The exactness check shared by the tests: rows per table equal what the simulator says the
+    /// valid records produce, quarantine equals the invalid records, no source offset is written
+    /// twice, stored offsets equal the end of every topic.
+    pub async fn assert_exact(
+        &self,
+        expected_tables: &Value,
+        expected_quarantine: i64,
+        produced: &BTreeMap<String, i64>,
+    ) {
+        let counts = self.table_counts().await;
+        for (t, n) in &counts {
+            let want = expected_tables.get(t).and_then(Value::as_i64).unwrap_or(0);
+            assert_eq!(*n, want, "rows in {t}");
+        }
+        let q = self.count("SELECT count(*) FROM quarantine").await;
+        assert_eq!(q, expected_quarantine, "quarantined records");
+        for t in TABLES.iter().filter(|t| !t.ends_with("_entity")) {
+            let dup = self
+                .count(&format!(
+                    "SELECT count(*) - count(DISTINCT (source_topic, source_partition, source_offset)) FROM {t}"
+                ))
+                .await;
+            assert_eq!(dup, 0, "two rows of {t} from one source offset");
+        }
+        for t in TABLES.iter().filter(|t| !t.ends_with("_entity")) {
+            let overlap = self
+                .count(&format!(
+                    "SELECT count(*) FROM quarantine JOIN {t} USING (source_topic, source_partition, source_offset)"
+                ))
+                .await;
+            assert_eq!(overlap, 0, "a record of {t} both written and quarantined");
+        }
+        let db = self.db().await;
+        for (family, n) in produced {
+            let topic = self.topic(family);
+            let stored: i64 = db
+                .query_one(
+                    "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumed_offsets WHERE consumer_group = $1 AND topic = $2",
+                    &[&self.group, &topic],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(stored, *n, "stored offsets of {topic} vs records produced");
+            assert_eq!(
+                stored,
+                self.topic_size(&topic),
+                "stored offsets of {topic} vs end offsets"
+            );
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Best effort: keep the database when the test failed, for a post-mortem.
+        if std::thread::panicking() {
+            eprintln!(
+                "{}: keeping database {} ({})",
+                self.name, self.db_name, self.db_url
+            );
+            return;
+        }
+        let admin = self.admin_url.clone();
+        let db = self.db_name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((c, conn)) = tokio_postgres::connect(&admin, NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Waits for a child, killing it after `limit`.
+pub fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(_) = child.try_wait().unwrap() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "process did not exit within {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Per family: records produced, from a simulate summary.
+pub fn produced(summary: &Value) -> BTreeMap<String, i64> {
+    summary["topics"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["produced"].as_i64().unwrap()))
+        .collect()
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real worker binary against the real PostgreSQL and the real Kafka broker
+//! of `scripts/stack`. Each test gets its own database, topic prefix and consumer group, so tests
+//! run in parallel without sharing state.
+
+mod crash;
+mod helpers;
+mod pipeline;
