@@ -6,7 +6,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 /// What writers tell their consumer thread.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ pub async fn run_writer(
                 if o.quarantined > 0 {
                     dlq.notify_one();
                 }
-                info!(
+                debug!(
                     topic = %batch.topic,
                     partition = batch.partition,
                     first = batch.first_offset,

@@ -135,21 +135,38 @@ impl TestEnv {
         })
     }
 
-    /// Runs the worker until it is caught up and idle; panics if it fails or hangs.
+    /// Runs the worker until it is caught up and idle; panics if it fails or hangs. Its log goes
+    /// to a file (a pipe nobody reads would fill and block the worker), printed on failure.
     pub fn run_until_idle(&self) -> Output {
-        let child = self
-            .esurio(&["run", "--exit-when-idle", "3s"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+        self.run_until_idle_with(&[])
+    }
+
+    pub fn run_until_idle_with(&self, extra_env: &[(&str, &str)]) -> Output {
+        let log = std::env::temp_dir().join(format!("{}.{}.log", self.group, std::process::id()));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = self.esurio(&["run", "--exit-when-idle", "3s"]);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file))
             .spawn()
             .unwrap();
-        let out = wait_with_timeout(child, Duration::from_secs(600));
+        let out = wait_with_timeout(child, Duration::from_secs(900));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(
             out.status.success(),
-            "run failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "run failed ({}): {}",
+            out.status,
+            tail(&text, 60)
         );
-        out
+        let _ = std::fs::remove_file(&log);
+        Output {
+            status: out.status,
+            stdout: out.stdout,
+            stderr: text.into_bytes(),
+        }
     }
 
     pub fn spawn_worker(&self) -> Child {
@@ -314,7 +331,7 @@ impl Drop for TestEnv {
 pub fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
     let start = std::time::Instant::now();
     loop {
-        if let Some(_) = child.try_wait().unwrap() {
+        if child.try_wait().unwrap().is_some() {
             return child.wait_with_output().unwrap();
         }
         if start.elapsed() > limit {
@@ -327,6 +344,11 @@ pub fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Per family: records produced, from a simulate summary.
