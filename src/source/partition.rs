@@ -35,6 +35,11 @@ pub struct PartitionState {
     /// The next offset we accept from Kafka; older ones are leftovers from before a seek.
     pub position: Option<i64>,
     pub batch: Option<Batch>,
+    /// Sealed batches the writer's queue had no room for yet. While any wait, the partition is
+    /// paused in the consumer, so the thread keeps polling (heartbeats, rebalances) without fetching
+    /// more: memory stays bounded by the prefetch limit and the group never evicts us.
+    pub pending: std::collections::VecDeque<Batch>,
+    pub paused: bool,
     pub writer: mpsc::Sender<Batch>,
     /// Fired when the partition is revoked: queued batches are dropped unwritten.
     pub revoked: CancellationToken,

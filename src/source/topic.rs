@@ -166,6 +166,8 @@ impl TopicContext {
                     committed: stored,
                     position: stored,
                     batch: None,
+                    pending: Default::default(),
+                    paused: false,
                     writer: tx,
                     revoked,
                     handle,
@@ -427,7 +429,8 @@ impl TopicWorker {
             .as_ref()
             .is_some_and(|b| b.is_full(&self.deps.settings.batch))
         {
-            send(st);
+            seal(st);
+            offer(st);
         }
     }
 
@@ -446,9 +449,35 @@ impl TopicWorker {
         let linger = self.deps.settings.batch.linger;
         let now = Instant::now();
         let mut sh = consumer.context().lock();
-        for st in sh.partitions.values_mut() {
-            if st.batch.as_ref().is_some_and(|b| b.deadline(linger) <= now) {
-                send(st);
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for (p, st) in sh.partitions.iter_mut() {
+            // While batches wait for the writer, let the current one grow to full size instead of
+            // cutting more small ones.
+            if st.pending.is_empty() && st.batch.as_ref().is_some_and(|b| b.deadline(linger) <= now)
+            {
+                seal(st);
+            }
+            offer(st);
+            if !st.pending.is_empty() && !st.paused {
+                st.paused = true;
+                pause.add_partition(&self.topic, *p);
+            } else if st.pending.is_empty() && st.paused {
+                st.paused = false;
+                resume.add_partition(&self.topic, *p);
+            }
+        }
+        drop(sh);
+        if pause.count() > 0 {
+            debug!(topic = %self.topic, partitions = pause.count(), "Pausing: the database is behind.");
+            if let Err(e) = consumer.pause(&pause) {
+                warn!(topic = %self.topic, error = %e, "Cannot pause partitions.");
+            }
+        }
+        if resume.count() > 0 {
+            debug!(topic = %self.topic, partitions = resume.count(), "Resuming.");
+            if let Err(e) = consumer.resume(&resume) {
+                warn!(topic = %self.topic, error = %e, "Cannot resume partitions.");
             }
         }
     }
@@ -497,6 +526,7 @@ impl TopicWorker {
                     st.committed = stored;
                     st.position = stored;
                     st.batch = None;
+                    st.pending.clear();
                     st.in_flight = 0;
                     let to = stored.map(Offset::Offset).unwrap_or(Offset::Beginning);
                     if let Err(e) =
@@ -518,7 +548,7 @@ impl TopicWorker {
             if sh
                 .partitions
                 .values()
-                .any(|st| st.batch.is_some() || st.in_flight > 0)
+                .any(|st| st.batch.is_some() || !st.pending.is_empty() || st.in_flight > 0)
             {
                 return false;
             }
@@ -557,7 +587,14 @@ impl TopicWorker {
             sh.partitions
                 .values_mut()
                 .map(|st| {
-                    send(st);
+                    seal(st);
+                    for b in std::mem::take(&mut st.pending) {
+                        // Blocking is right here: shutdown waits for the writer, which gives up
+                        // (closing the channel) at the hard stop.
+                        if st.writer.blocking_send(b).is_ok() {
+                            st.in_flight += 1;
+                        }
+                    }
                     // Replace the sender so the writer sees the channel close after its queue.
                     let (dead, _) = mpsc::channel(1);
                     drop(std::mem::replace(&mut st.writer, dead));
@@ -578,8 +615,9 @@ impl TopicWorker {
     }
 }
 
-/// Seals the partition's batch and hands it to the writer; blocks while the writer's queue is full.
-fn send(st: &mut PartitionState) {
+/// Seals the partition's current batch into its pending queue; the stored offset it will move to
+/// becomes the next batch's expected value.
+fn seal(st: &mut PartitionState) {
     let Some(mut b) = st.batch.take() else {
         return;
     };
@@ -588,8 +626,19 @@ fn send(st: &mut PartitionState) {
     }
     b.staged.seal();
     st.expected = Some(b.next_offset());
-    st.in_flight += 1;
-    if st.writer.blocking_send(b).is_err() {
-        st.in_flight -= 1;
+    st.pending.push_back(b);
+}
+
+/// Hands pending batches to the writer without blocking; what does not fit stays pending.
+fn offer(st: &mut PartitionState) {
+    while let Some(b) = st.pending.pop_front() {
+        match st.writer.try_send(b) {
+            Ok(()) => st.in_flight += 1,
+            Err(mpsc::error::TrySendError::Full(b)) => {
+                st.pending.push_front(b);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 }
