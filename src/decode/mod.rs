@@ -213,25 +213,47 @@ impl Decoder {
     }
 
     fn avro_body<'a>(&self, writer: &Schema, body: &[u8]) -> Result<Payload<'a>, DecodeError> {
-        let mut rest = body;
+        let mut input = EofGuard {
+            rest: body,
+            hit_eof: false,
+        };
         let reader = if std::ptr::eq(writer, &*self.reader) || *writer == *self.reader {
             None
         } else {
             Some(&*self.reader)
         };
-        let value = apache_avro::from_avro_datum(writer, &mut rest, reader)
+        let value = apache_avro::from_avro_datum(writer, &mut input, reader)
             .map_err(|e| DecodeError::Avro(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(DecodeError::TrailingBytes(rest.len()));
-        }
-        // apache-avro reads a string cut short by the end of input as null instead of failing;
-        // validating against the schema turns that back into an error.
-        if !value.validate(reader.unwrap_or(writer)) {
+        if input.hit_eof {
             return Err(DecodeError::Avro(
-                "the body is truncated or does not match the schema".into(),
+                "the body ends before the record does (truncated)".into(),
             ));
         }
+        if !input.rest.is_empty() {
+            return Err(DecodeError::TrailingBytes(input.rest.len()));
+        }
         Ok(Payload::Avro(value))
+    }
+}
+
+/// A reader that remembers whether anyone tried to read past the end. apache-avro turns an end of
+/// input inside a string or a union index into a null value instead of an error (it is how it
+/// detects the end of a container file), which would let a truncated record through.
+struct EofGuard<'a> {
+    rest: &'a [u8],
+    hit_eof: bool,
+}
+
+impl std::io::Read for EofGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.rest.is_empty() && !buf.is_empty() {
+            self.hit_eof = true;
+            return Ok(0);
+        }
+        let n = buf.len().min(self.rest.len());
+        buf[..n].copy_from_slice(&self.rest[..n]);
+        self.rest = &self.rest[n..];
+        Ok(n)
     }
 }
 
@@ -385,7 +407,13 @@ mod tests {
         let mut wrong = good.clone();
         wrong[2] ^= 0xff;
         assert_eq!(reason(d.decode(&wrong)), "unknown_fingerprint");
-        assert_eq!(reason(d.decode(&good[..good.len() - 3])), "invalid_avro");
+        for cut in 1..body.len() {
+            assert_eq!(
+                reason(d.decode(&good[..good.len() - cut])),
+                "invalid_avro",
+                "cut {cut}"
+            );
+        }
         assert_eq!(reason(d.decode(&good[..6])), "truncated_header");
         let mut trailing = good.clone();
         trailing.extend_from_slice(b"xx");

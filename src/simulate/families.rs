@@ -1208,7 +1208,11 @@ impl Builder for Social {
         let author = format!(
             "{}_{}{}",
             pick(rng, HANDLE_WORDS),
-            pick(rng, LAST_NAMES).to_ascii_lowercase().replace('\'', ""),
+            pick(rng, LAST_NAMES)
+                .chars()
+                .filter(char::is_ascii_alphabetic)
+                .collect::<String>()
+                .to_ascii_lowercase(),
             rng.gen_range(1..999)
         );
         let cashtag = format!("${}", e.symbol.split('.').next().unwrap_or(e.symbol));
@@ -2008,11 +2012,12 @@ fn params_nul(rec: &mut Rec, _: &mut ChaCha8Rng, _: &Env) {
 }
 
 fn params_not_object(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
+    // (Not `null`: JSON null is an absent field, `missing_field`.)
     let v = match rng.gen_range(0..4) {
         0 => serde_json::json!([20, 2.0, "AAPL"]),
         1 => serde_json::json!(42),
         2 => serde_json::json!("lookback=20; entry_z=2.0"),
-        _ => serde_json::json!(null),
+        _ => serde_json::json!(true),
     };
     rec.set("parameters", V::Json(v));
 }
