@@ -27,6 +27,15 @@ pub struct Table {
 }
 
 impl Table {
+    /// COPY straight into the table: the fast path when no row of the batch conflicts.
+    pub fn direct_copy_sql(&self) -> String {
+        format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            self.name,
+            self.columns.join(", ")
+        )
+    }
+
     pub fn copy_sql(&self) -> String {
         format!(
             "COPY pg_temp.stage_{} ({}) FROM STDIN (FORMAT binary)",

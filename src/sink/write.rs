@@ -42,7 +42,14 @@ pub struct Sink {
     max_backoff: Duration,
     /// Days known to have partitions, per table, so `esurio_ensure_partitions` runs once per day.
     partitions: Mutex<HashSet<(&'static str, i32)>>,
+    /// Per family: how many more batches go through staging before direct COPY is tried again.
+    /// A batch that hits a conflict (a duplicate or a rejected row) makes the next few skip the
+    /// direct attempt, since replays come in runs.
+    skip_direct: Mutex<std::collections::HashMap<&'static str, u32>>,
 }
+
+/// Batches that take the staging path after a direct COPY failed on a conflict.
+const SKIP_DIRECT_AFTER_CONFLICT: u32 = 16;
 
 impl Sink {
     pub fn new(pool: Pool, group: String, s: &crate::config::DatabaseSettings) -> Arc<Self> {
@@ -53,6 +60,7 @@ impl Sink {
             initial_backoff: s.retry_initial_backoff,
             max_backoff: s.retry_max_backoff,
             partitions: Mutex::new(HashSet::new()),
+            skip_direct: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -237,27 +245,14 @@ impl Sink {
         };
         let mut rejected: Vec<Quarantined> = Vec::new();
         if !batch.valid.is_empty() {
-            let tables = batch.family.tables;
-            let stage_sql: String = tables
-                .iter()
-                .map(|t| t.stage_sql)
-                .collect::<Vec<_>>()
-                .join(";\n");
-            self.echo(&stage_sql);
-            tx.batch_execute(&stage_sql).await?;
-            let mut staged_rows = 0u64;
-            for (table, (bytes, rows)) in tables.iter().zip(batch.staged.sealed()) {
-                if rows == 0 {
-                    continue;
-                }
-                staged_rows += rows as u64;
-                self.copy(&tx, table, bytes).await?;
+            if let Some(n) = self.try_direct(&tx, batch).await? {
+                outcome.rows_inserted = n;
+            } else {
+                let (inserted, duplicates, bad) = self.stage_and_merge(&tx, batch).await?;
+                outcome.rows_inserted = inserted;
+                outcome.duplicates = duplicates;
+                rejected = bad;
             }
-            let (inserted, bad) = self.merge(&tx, tables, batch).await?;
-            outcome.rows_inserted = inserted;
-            let rejected_rows = bad.iter().map(|(_, rows)| *rows).sum::<u64>();
-            outcome.duplicates = staged_rows - inserted - rejected_rows;
-            rejected.extend(bad.into_iter().map(|(q, _)| q));
         }
 
         let quarantined: Vec<&Quarantined> =
@@ -319,15 +314,83 @@ impl Sink {
         Ok(outcome)
     }
 
-    async fn copy(
+    /// The fast path: COPY straight into the targets under a savepoint. `None` when a row conflicts
+    /// or is rejected (the savepoint is rolled back and the caller takes the staging path), or when
+    /// recent conflicts say not to try.
+    async fn try_direct(
         &self,
         tx: &Transaction<'_>,
-        table: &Table,
-        bytes: Bytes,
-    ) -> Result<(), SinkError> {
-        let sql = table.copy_sql();
-        self.echo(&sql);
-        let sink = tx.copy_in::<_, Bytes>(sql.as_str()).await?;
+        batch: &Batch,
+    ) -> Result<Option<u64>, SinkError> {
+        let family = batch.family.name;
+        {
+            let mut skip = self.skip_direct.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = skip.get_mut(family) {
+                if *n > 0 {
+                    *n -= 1;
+                    return Ok(None);
+                }
+            }
+        }
+        tx.batch_execute("SAVEPOINT esurio_direct").await?;
+        let mut n = 0u64;
+        for (table, (bytes, rows)) in batch.family.tables.iter().zip(batch.staged.sealed()) {
+            if rows == 0 {
+                continue;
+            }
+            match self.copy(tx, &table.direct_copy_sql(), bytes).await {
+                Ok(()) => n += rows as u64,
+                Err(SinkError::Db(e)) if is_data_error(&e) => {
+                    debug!(family, error = %e, "Direct COPY hit a conflict; merging through staging.");
+                    tx.batch_execute(
+                        "ROLLBACK TO SAVEPOINT esurio_direct; RELEASE SAVEPOINT esurio_direct",
+                    )
+                    .await?;
+                    self.skip_direct
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(family, SKIP_DIRECT_AFTER_CONFLICT);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.batch_execute("RELEASE SAVEPOINT esurio_direct").await?;
+        Ok(Some(n))
+    }
+
+    /// The general path: COPY into temp staging tables, then merge with `ON CONFLICT DO NOTHING`
+    /// (bisecting rejected rows). Returns rows inserted, duplicates skipped, records rejected.
+    async fn stage_and_merge(
+        &self,
+        tx: &Transaction<'_>,
+        batch: &Batch,
+    ) -> Result<(u64, u64, Vec<Quarantined>), SinkError> {
+        let tables = batch.family.tables;
+        let stage_sql: String = tables
+            .iter()
+            .map(|t| t.stage_sql)
+            .collect::<Vec<_>>()
+            .join(";\n");
+        self.echo(&stage_sql);
+        tx.batch_execute(&stage_sql).await?;
+        let mut staged_rows = 0u64;
+        for (table, (bytes, rows)) in tables.iter().zip(batch.staged.sealed()) {
+            if rows == 0 {
+                continue;
+            }
+            staged_rows += rows as u64;
+            self.copy(tx, &table.copy_sql(), bytes).await?;
+        }
+        let (inserted, bad) = self.merge(tx, tables, batch).await?;
+        let rejected_rows = bad.iter().map(|(_, rows)| *rows).sum::<u64>();
+        let duplicates = staged_rows - inserted - rejected_rows;
+        Ok((inserted, duplicates, bad.into_iter().map(|(q, _)| q).collect()))
+    }
+
+    async fn copy(&self, tx: &Transaction<'_>, sql: &str, bytes: Bytes) -> Result<(), SinkError> {
+        self.echo(sql);
+        let sink = tx.copy_in::<_, Bytes>(sql).await?;
         futures_util::pin_mut!(sink);
         sink.send(bytes).await?;
         sink.finish().await?;
