@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
@@ -19,11 +20,18 @@ struct State {
 /// A running stub; it stops when the process exits.
 pub struct RegistryStub {
     pub addr: SocketAddr,
+    down: Arc<AtomicBool>,
 }
 
 impl RegistryStub {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// While down, every request is answered 503, as a registry behind a failing load balancer
+    /// would: the fault tests use it to prove the worker retries rather than quarantines.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 }
 
@@ -38,17 +46,19 @@ pub fn serve(port: u16) -> std::io::Result<RegistryStub> {
         next: 1,
         ..Default::default()
     }));
+    let down = Arc::new(AtomicBool::new(false));
+    let is_down = down.clone();
     std::thread::Builder::new()
         .name("registry-stub".into())
         .spawn(move || {
             for conn in listener.incoming().flatten() {
-                let _ = handle(conn, &state);
+                let _ = handle(conn, &state, is_down.load(Ordering::SeqCst));
             }
         })?;
-    Ok(RegistryStub { addr })
+    Ok(RegistryStub { addr, down })
 }
 
-fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+fn handle(conn: TcpStream, state: &Mutex<State>, down: bool) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -69,7 +79,14 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     }
     let mut body = vec![0u8; len.min(16 << 20)];
     reader.read_exact(&mut body)?;
-    let (status, reply) = route(&method, &path, &body, state);
+    let (status, reply) = if down {
+        (
+            "503 Service Unavailable",
+            r#"{"error_code":50301,"message":"down for a test"}"#.to_owned(),
+        )
+    } else {
+        route(&method, &path, &body, state)
+    };
     let mut out = conn;
     write!(
         out,

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by the `it` and `faults` test binaries; each uses a part
 //! The test harness: a private database, topic prefix and group per test, and helpers to run the
 //! `esurio` binary and read back what it wrote.
 
@@ -208,6 +209,7 @@ impl TestEnv {
         let p: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
+            .set("message.max.bytes", "16777216")
             .create()
             .unwrap();
         let topic = self.topic(family);
