@@ -17,6 +17,7 @@
 //! - [`run`]: wiring and shutdown; [`simulate`]: the spider simulator; [`config`], [`telemetry`].
 
 pub mod batch;
+pub mod bench;
 pub mod config;
 pub mod decode;
 pub mod publish;

@@ -45,6 +45,11 @@ enum Command {
     Migrate,
     /// Produce realistic synthetic spider records (with a share of invalid ones) to every topic.
     Simulate(esurio::simulate::SimulateArgs),
+    /// Measure ingestion: end-to-end rows/s against the raw COPY ceiling, peak RSS, CPU, latency.
+    ///
+    /// Fills fresh topics with simulated records, runs the real worker on them into fresh
+    /// databases, COPYs the same rows directly for comparison, and prints medians on stdout.
+    Bench(esurio::bench::BenchArgs),
     /// Load and validate the settings, print them (secrets redacted), and exit.
     CheckConfig,
 }
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
                 println!("applied {n} migration(s); the schema is up to date");
             }),
             Command::Simulate(args) => esurio::simulate::run(&settings, args).await,
+            Command::Bench(args) => esurio::bench::run(&settings, args).await,
             Command::CheckConfig => {
                 println!("{settings:#?}");
                 Ok(())

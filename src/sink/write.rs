@@ -385,7 +385,11 @@ impl Sink {
         let (inserted, bad) = self.merge(tx, tables, batch).await?;
         let rejected_rows = bad.iter().map(|(_, rows)| *rows).sum::<u64>();
         let duplicates = staged_rows - inserted - rejected_rows;
-        Ok((inserted, duplicates, bad.into_iter().map(|(q, _)| q).collect()))
+        Ok((
+            inserted,
+            duplicates,
+            bad.into_iter().map(|(q, _)| q).collect(),
+        ))
     }
 
     async fn copy(&self, tx: &Transaction<'_>, sql: &str, bytes: Bytes) -> Result<(), SinkError> {

@@ -543,7 +543,9 @@ impl TopicWorker {
         let parts: Vec<(i32, Option<i64>)> = {
             let sh = consumer.context().lock();
             if !sh.assigned_once {
-                return false;
+                drop(sh);
+                // A topic nobody created yet gets no assignment at all; nothing is behind on it.
+                return self.topic_is_missing(consumer);
             }
             if sh
                 .partitions
@@ -563,6 +565,16 @@ impl TopicWorker {
                 Err(_) => false,
             }
         })
+    }
+
+    fn topic_is_missing(&self, consumer: &BaseConsumer<TopicContext>) -> bool {
+        match consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(2)) {
+            Ok(md) => md
+                .topics()
+                .iter()
+                .all(|t| t.error().is_some() || t.partitions().is_empty()),
+            Err(_) => false,
+        }
     }
 
     fn commit_to_kafka(&self, consumer: &BaseConsumer<TopicContext>, mode: CommitMode) {

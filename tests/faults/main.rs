@@ -53,7 +53,22 @@ fn main() {
         }
         eprintln!("faults: running {name} ({profile:?})");
         let start = Instant::now();
-        let mut row = rt.block_on(f(profile));
+        // A panic (a harness assertion, a timeout) fails the scenario, not the whole suite.
+        let mut row = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(f(profile))
+        })) {
+            Ok(row) => row,
+            Err(p) => Row {
+                failures: vec![format!(
+                    "panicked: {}",
+                    p.downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| p.downcast_ref::<&str>().copied())
+                        .unwrap_or("?")
+                )],
+                ..Default::default()
+            },
+        };
         row.scenario = name.to_string();
         row.secs = start.elapsed().as_secs_f64();
         eprintln!("faults: {name} done in {:.0}s", row.secs);
@@ -88,7 +103,11 @@ fn main() {
         }
     }
     // The plain closing line CI reads.
-    println!("\nfaults: {} passed, {} failed", rows.len() - failed, failed);
+    println!(
+        "\nfaults: {} passed, {} failed",
+        rows.len() - failed,
+        failed
+    );
     if failed > 0 {
         std::process::exit(1);
     }

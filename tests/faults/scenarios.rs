@@ -198,7 +198,8 @@ async fn check(env: &TestEnv, exp: &Expected, row: &mut Row) {
         row.doubled += q - exp.quarantine;
     }
     if q != exp.quarantine {
-        row.failures.push(format!("quarantine: {q}, expected {}", exp.quarantine));
+        row.failures
+            .push(format!("quarantine: {q}, expected {}", exp.quarantine));
     }
     for t in TABLES.iter().filter(|t| !t.ends_with("_entity")) {
         let d = env
@@ -208,7 +209,8 @@ async fn check(env: &TestEnv, exp: &Expected, row: &mut Row) {
             .await;
         if d > 0 {
             row.doubled += d;
-            row.failures.push(format!("{t}: {d} rows share a source offset"));
+            row.failures
+                .push(format!("{t}: {d} rows share a source offset"));
         }
     }
     // No two committed batches of a partition cover the same offset: no partition was written by
@@ -260,7 +262,16 @@ async fn kill9(profile: Profile) -> Row {
     let n = records(profile, 8_000, 40_000);
     let spiders = Spiders::start(
         &env,
-        &["--records", &n, "--invalid-ratio", "0.1", "--format", "mixed", "--seed", "21"],
+        &[
+            "--records",
+            &n,
+            "--invalid-ratio",
+            "0.1",
+            "--format",
+            "mixed",
+            "--seed",
+            "21",
+        ],
     );
     let cycles = if profile == Profile::Long { 20 } else { 3 };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
@@ -269,7 +280,8 @@ async fn kill9(profile: Profile) -> Row {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(1_000..4_000))).await;
         w.kill9();
     }
-    row.notes.push(format!("{cycles} kill -9 cycles at random moments"));
+    row.notes
+        .push(format!("{cycles} kill -9 cycles at random moments"));
     let exp = Expected::from_summary(&spiders.finish());
     env.run_until_idle();
     check(&env, &exp, &mut row).await;
@@ -289,7 +301,8 @@ async fn sigterm(profile: Profile) -> Row {
         let (took, ok, log) = w.term();
         worst = worst.max(took);
         if !ok {
-            row.failures.push(format!("SIGTERM #{i}: exit was not clean: {}", tail(&log)));
+            row.failures
+                .push(format!("SIGTERM #{i}: exit was not clean: {}", tail(&log)));
         }
         if took >= SESSION_TIMEOUT {
             row.failures.push(format!(
@@ -349,11 +362,13 @@ async fn pg_restart(profile: Profile) -> Row {
             .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    row.notes.push(format!("{terminated} active worker backends terminated"));
+    row.notes
+        .push(format!("{terminated} active worker backends terminated"));
     let exp = Expected::from_summary(&spiders.finish());
     let (_, ok, log) = w.term();
     if !ok {
-        row.failures.push(format!("worker did not stop cleanly: {}", tail(&log)));
+        row.failures
+            .push(format!("worker did not stop cleanly: {}", tail(&log)));
     }
     if !log.contains("retrying") {
         row.failures.push("no retry was logged".into());
@@ -376,7 +391,8 @@ async fn kafka_restart(profile: Profile) -> Row {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (_, ok, log) = w.term();
     if !ok {
-        row.failures.push(format!("worker did not stop cleanly: {}", tail(&log)));
+        row.failures
+            .push(format!("worker did not stop cleanly: {}", tail(&log)));
     }
     env.run_until_idle();
     check(&env, &exp, &mut row).await;
@@ -427,7 +443,14 @@ async fn slow_database(profile: Profile) -> Row {
     let n = records(profile, 200_000, 5_000_000);
     // A backlog of market data, all of it waiting when the database stalls.
     let exp = Expected::from_summary(&env.simulate(&[
-        "--records", &n, "--topics", "market_data", "--invalid-ratio", "0", "--seed", "26",
+        "--records",
+        &n,
+        "--topics",
+        "market_data",
+        "--invalid-ratio",
+        "0",
+        "--seed",
+        "26",
     ]));
     let mut w = Worker::start(&env, 0, &[("ESURIO__KAFKA__TOPICS", "market_data")]);
     wait_written(&env, 10_000, Duration::from_secs(120)).await;
@@ -468,22 +491,30 @@ async fn slow_database(profile: Profile) -> Row {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     if !done {
-        row.failures.push("ingestion did not resume by itself".into());
+        row.failures
+            .push("ingestion did not resume by itself".into());
     }
     let peak = w.peak_rss_kib / 1024;
     let (_, ok, log) = w.term();
     if !ok {
-        row.failures.push(format!("worker did not stop cleanly: {}", tail(&log)));
+        row.failures
+            .push(format!("worker did not stop cleanly: {}", tail(&log)));
     }
-    if log.contains("Revoked a partition") && log.find("Revoked a partition") < log.find("Shutting down") {
-        row.failures.push("the worker lost its partitions while the database was slow".into());
+    if log.contains("Revoked a partition")
+        && log.find("Revoked a partition") < log.find("Shutting down")
+    {
+        row.failures
+            .push("the worker lost its partitions while the database was slow".into());
     }
     row.notes.push(format!(
         "{before} records committed before the lock was released; peak RSS {peak} MiB (bound {} MiB)",
         rss_bound_mib()
     ));
     if peak > rss_bound_mib() {
-        row.failures.push(format!("peak RSS {peak} MiB over the bound {} MiB", rss_bound_mib()));
+        row.failures.push(format!(
+            "peak RSS {peak} MiB over the bound {} MiB",
+            rss_bound_mib()
+        ));
     }
     env.run_until_idle();
     check(&env, &exp, &mut row).await;
@@ -491,7 +522,8 @@ async fn slow_database(profile: Profile) -> Row {
 }
 
 fn tick(symbol: &str, i: usize) -> Vec<u8> {
-    let ts = chrono::Utc::now() - chrono::Duration::seconds(120) + chrono::Duration::microseconds(i as i64);
+    let ts = chrono::Utc::now() - chrono::Duration::seconds(120)
+        + chrono::Duration::microseconds(i as i64);
     serde_json::to_vec(&serde_json::json!({
         "symbol": symbol, "exchange": "XFLT", "ts": ts.to_rfc3339(), "price": 10.0 + i as f64,
         "volume": 1, "currency": "USD"
@@ -504,12 +536,21 @@ async fn poison_flood(profile: Profile) -> Row {
     let env = TestEnv::new("f_poison", true).await;
     env.db()
         .await
-        .batch_execute("ALTER TABLE market_data ADD CONSTRAINT it_no_badsym CHECK (symbol <> 'BADSYM')")
+        .batch_execute(
+            "ALTER TABLE market_data ADD CONSTRAINT it_no_badsym CHECK (symbol <> 'BADSYM')",
+        )
         .await
         .unwrap();
     let n = records(profile, 5_000, 30_000);
     let summary = env.simulate(&[
-        "--records", &n, "--invalid-ratio", "0.3", "--format", "mixed", "--seed", "27",
+        "--records",
+        &n,
+        "--invalid-ratio",
+        "0.3",
+        "--format",
+        "mixed",
+        "--seed",
+        "27",
     ]);
     let mut exp = Expected::from_summary(&summary);
     // Rows only the database rejects, spread through batches of good rows.
@@ -542,7 +583,14 @@ async fn infra_errors(profile: Profile) -> Row {
     let env = TestEnv::new("f_infra", true).await;
     let n = records(profile, 5_000, 30_000);
     let exp = Expected::from_summary(&env.simulate(&[
-        "--records", &n, "--invalid-ratio", "0.1", "--format", "mixed", "--seed", "28",
+        "--records",
+        &n,
+        "--invalid-ratio",
+        "0.1",
+        "--format",
+        "mixed",
+        "--seed",
+        "28",
     ]));
     // A statement-level trigger that sleeps past the worker's statement timeout while a flag is set.
     env.db()
@@ -574,7 +622,8 @@ async fn infra_errors(profile: Profile) -> Row {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, ok, log) = w.term();
     if !ok {
-        row.failures.push(format!("worker did not stop cleanly: {}", tail(&log)));
+        row.failures
+            .push(format!("worker did not stop cleanly: {}", tail(&log)));
     }
     for (what, needle) in [
         ("schema registry unreachable", "registry is unreachable"),
@@ -582,9 +631,11 @@ async fn infra_errors(profile: Profile) -> Row {
         ("connection refused", "retrying"),
     ] {
         if log.contains(needle) {
-            row.notes.push(format!("{what}: retried, and the log says so"));
+            row.notes
+                .push(format!("{what}: retried, and the log says so"));
         } else {
-            row.failures.push(format!("{what}: no log line mentions {needle:?}"));
+            row.failures
+                .push(format!("{what}: no log line mentions {needle:?}"));
         }
     }
     env.run_until_idle();
@@ -605,7 +656,9 @@ async fn adversarial(_profile: Profile) -> Row {
     let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
     payloads.push(deep.into_bytes());
     *want.entry("nesting_too_deep").or_default() += 1;
-    let schema = apache_avro::Schema::parse_str(esurio::records::family("market_data").unwrap().avro_schema).unwrap();
+    let schema =
+        apache_avro::Schema::parse_str(esurio::records::family("market_data").unwrap().avro_schema)
+            .unwrap();
     let mut huge = vec![0xC3, 0x01];
     huge.extend_from_slice(&esurio::decode::fingerprint(&schema));
     huge.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0x3f]);
@@ -636,17 +689,22 @@ async fn adversarial(_profile: Profile) -> Row {
         "3 MiB record, 100k-deep JSON, Avro declaring a 1 TiB string, a 900 kB field; peak RSS {peak} MiB"
     ));
     if peak > rss_bound_mib() {
-        row.failures.push(format!("peak RSS {peak} MiB over the bound"));
+        row.failures
+            .push(format!("peak RSS {peak} MiB over the bound"));
     }
     let db = env.db().await;
     for (reason, n) in &want {
         let got: i64 = db
-            .query_one("SELECT count(*) FROM quarantine WHERE reason = $1", &[reason])
+            .query_one(
+                "SELECT count(*) FROM quarantine WHERE reason = $1",
+                &[reason],
+            )
             .await
             .unwrap()
             .get(0);
         if got != *n {
-            row.failures.push(format!("{reason}: {got} quarantined, expected {n}"));
+            row.failures
+                .push(format!("{reason}: {got} quarantined, expected {n}"));
         }
     }
     let exp = Expected {

@@ -1,0 +1,1210 @@
+//! `esurio bench`: how fast the worker ingests, against the ceiling the database allows, and how
+//! long a record takes from Kafka to a committed row. All in one run on one machine:
+//!
+//! 1. **Fill** fresh topics with N valid simulated records ([`crate::simulate::generate`]), once
+//!    per encoding (`--formats`, separate topics per encoding).
+//! 2. **End to end** (`e2e`): the real worker binary (`esurio run --exit-when-idle 2s`, the normal
+//!    exactly-once path) on those topics, into a fresh migrated database. Timed from its start until
+//!    `sum(consumed_offsets.next_offset)` of its group equals the records produced (the idle-exit
+//!    wait is not counted). Its peak RSS (`VmHWM`) and CPU time come from `/proc`, as do the CPU
+//!    seconds PostgreSQL and the broker used meanwhile.
+//! 3. **Ceiling**: the same rows, decoded, validated and COPY-encoded beforehand by the worker's
+//!    own code (with the same lineage), streamed by one plain `COPY ... FROM STDIN (FORMAT binary)`
+//!    per table on one connection into an equally fresh database: what PostgreSQL itself can take.
+//! 4. **Latency**: fresh topics, the worker started and warmed up, then records produced at a fixed
+//!    rate (`--latency-load` x the median end-to-end rate) for `--latency-duration`, evenly over
+//!    the partitions, each stamped with its send time as its Kafka CreateTime. A record's latency is
+//!    its batch's `ingest_batches.committed_at` (clock_timestamp() at the end of the batch's
+//!    transaction) minus that timestamp.
+//!
+//! Every repetition uses its own database (dropped afterwards), so each inserts the same rows into
+//! an empty indexed table; `e2e` and `ceiling` alternate so drift hits both alike. Medians with min
+//! and max are printed as a table on stdout; progress goes to stderr; `--json` writes everything.
+//!
+//! The worker is started with this process's environment plus its own database, topic prefix,
+//! group and topics, so `ESURIO__BATCH__MAX_RECORDS=20000 esurio bench ...` measures that setting.
+
+mod kafka;
+mod pg;
+mod procfs;
+mod stats;
+
+use crate::config::Settings;
+use crate::records::FamilySpec;
+use crate::simulate::{default_base_time, generate, Expect, GenOptions, SimFormat};
+use anyhow::{bail, Context};
+use pg::{BenchDb, CopyData};
+use procfs::{CpuSnapshot, CpuUse, Stack};
+use serde::Serialize;
+use stats::{percentile, thousands, Spread};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+
+/// What to fill the topics with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Market-data ticks only (topic market_data).
+    Market,
+    /// All 13 spider topics, N/13 records each (articles and posts with their entities).
+    Mixed,
+}
+
+/// The encoding of a variant's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchFormat {
+    /// JSON objects.
+    Json,
+    /// Avro, single-object encoding (C3 01, fingerprint, body); needs no schema registry.
+    Avro,
+}
+
+impl BenchFormat {
+    fn sim(self) -> SimFormat {
+        match self {
+            BenchFormat::Json => SimFormat::Json,
+            BenchFormat::Avro => SimFormat::AvroSingleObject,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            BenchFormat::Json => "json",
+            BenchFormat::Avro => "avro",
+        }
+    }
+}
+
+/// A measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Measure {
+    /// The worker, end to end.
+    E2e,
+    /// Raw COPY of the same rows on one connection.
+    Ceiling,
+    /// Per-record latency at a fixed offered rate.
+    Latency,
+}
+
+/// Arguments of `esurio bench`.
+///
+/// Needs the local stack (or any PostgreSQL whose database.url user has CREATEDB, and a Kafka that
+/// lets it create and delete topics). Creates, and drops again, its own databases
+/// (`<name>_<id>_...`), topics (`<name>.<id>.<format>.<family>`) and consumer groups, so it can run
+/// next to other users of the same stack. Worker settings (batch.*, database.pool_size, ...) come
+/// from the environment and config files, as for `esurio run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Records to produce (per encoding; spread evenly over the families of the workload).
+    #[arg(long, default_value_t = 2_000_000, value_name = "N")]
+    pub records: usize,
+
+    /// Which topics to fill.
+    #[arg(long, value_enum, default_value_t = Workload::Market)]
+    pub workload: Workload,
+
+    /// Encodings to measure, comma-separated; each gets its own topics.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BenchFormat::Json, BenchFormat::Avro])]
+    pub formats: Vec<BenchFormat>,
+
+    /// Measurements to take, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Measure::E2e, Measure::Ceiling, Measure::Latency])]
+    pub measure: Vec<Measure>,
+
+    /// Repetitions of each measurement (medians are reported).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub repeat: usize,
+
+    /// Partitions of every topic the benchmark creates.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub partitions: i32,
+
+    /// Offered load of the latency runs, as a share of the median end-to-end records/s.
+    #[arg(long, default_value_t = 0.2, value_name = "F")]
+    pub latency_load: f64,
+
+    /// Offered load of the latency runs in records/s (overrides --latency-load; needed when e2e is
+    /// not measured).
+    #[arg(long, value_name = "R")]
+    pub latency_rate: Option<f64>,
+
+    /// How long each latency run produces.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub latency_duration: Duration,
+
+    /// Seed of the simulated records.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+
+    /// Give up a worker run when its committed offsets did not move for this long.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Duration,
+
+    /// Prefix of the databases, topics and consumer groups the benchmark creates.
+    #[arg(long, default_value = "bench", value_parser = parse_name)]
+    pub name: String,
+
+    /// Keep the topics (they are deleted at the end by default).
+    #[arg(long)]
+    pub keep_topics: bool,
+
+    /// Also write every measurement as JSON to this file (`-`: stdout, the table then goes to
+    /// stderr).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Directory for the worker logs (default: the system temp directory).
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.len() <= 20
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?}: use 1 to 20 of a-z, 0-9, _ (starting with a letter)"
+        ))
+    }
+}
+
+/// One end-to-end run of the worker.
+#[derive(Debug, Clone, Serialize)]
+pub struct E2eRun {
+    pub rep: usize,
+    /// From the worker's start until every record was committed.
+    pub secs: f64,
+    pub rows_per_s: f64,
+    pub records_per_s: f64,
+    /// From the worker's start until its first batch committed.
+    pub startup_secs: f64,
+    /// Rows per second between the first and the last commit (`ingest_batches.committed_at`).
+    pub steady_rows_per_s: f64,
+    /// From the last commit until the worker exited (idle wait and shutdown; not counted).
+    pub exit_secs: f64,
+    pub peak_rss_mib: f64,
+    /// CPU seconds over `secs`, by process.
+    pub cpu: CpuUse,
+    /// The worker's CPU seconds until it exited.
+    pub worker_cpu_total: f64,
+    pub batches: i64,
+    pub records_per_batch: f64,
+    pub log: PathBuf,
+}
+
+/// One raw COPY run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CeilingRun {
+    pub rep: usize,
+    pub secs: f64,
+    pub rows_per_s: f64,
+    pub cpu: CpuUse,
+}
+
+/// One latency run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyRun {
+    pub rep: usize,
+    pub offered_per_s: f64,
+    pub achieved_per_s: f64,
+    /// How late the producer was at worst against its schedule (s).
+    pub producer_worst_late_secs: f64,
+    pub records: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    pub batches: usize,
+    pub records_per_batch: f64,
+    pub peak_rss_mib: f64,
+    pub cpu: CpuUse,
+    pub log: PathBuf,
+}
+
+/// Medians (with min and max) of a variant's runs.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct VariantSummary {
+    pub e2e_rows_per_s: Option<Spread>,
+    pub e2e_steady_rows_per_s: Option<Spread>,
+    pub e2e_startup_secs: Option<Spread>,
+    pub ceiling_rows_per_s: Option<Spread>,
+    /// median(e2e) / median(ceiling); min and max over the per-repetition ratios.
+    pub ratio: Option<Spread>,
+    pub peak_rss_mib: Option<Spread>,
+    pub worker_cpu_secs: Option<Spread>,
+    pub pg_cpu_secs: Option<Spread>,
+    pub kafka_cpu_secs: Option<Spread>,
+    pub other_cpu_secs: Option<Spread>,
+    pub ceiling_pg_cpu_secs: Option<Spread>,
+    pub records_per_batch: Option<Spread>,
+    pub latency_rate: Option<f64>,
+    pub latency_p50_ms: Option<Spread>,
+    pub latency_p99_ms: Option<Spread>,
+    pub latency_peak_rss_mib: Option<Spread>,
+}
+
+/// Everything measured for one encoding.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantReport {
+    pub format: BenchFormat,
+    pub topics: Vec<String>,
+    pub fill: kafka::Filled,
+    pub copy_bytes: Option<u64>,
+    pub e2e: Vec<E2eRun>,
+    pub ceiling: Vec<CeilingRun>,
+    pub latency: Vec<LatencyRun>,
+    pub summary: VariantSummary,
+}
+
+/// Where the benchmark ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub memory_mib: Option<u64>,
+    pub postgres: Option<String>,
+    pub kafka: Option<String>,
+    pub librdkafka: String,
+    pub build: &'static str,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub id: String,
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub machine: Machine,
+    pub workload: Workload,
+    pub records: usize,
+    pub partitions: i32,
+    pub repeat: usize,
+    /// The worker settings the runs used (from this process's settings).
+    pub batch_max_records: usize,
+    pub batch_linger_ms: u128,
+    pub pool_size: usize,
+    pub variants: Vec<VariantReport>,
+}
+
+/// What every measurement needs.
+struct Bench<'a> {
+    settings: &'a Settings,
+    args: &'a BenchArgs,
+    id: String,
+    families: Vec<&'static FamilySpec>,
+    counts: Vec<usize>,
+    stack: Stack,
+    log_dir: PathBuf,
+}
+
+/// Runs `esurio bench`.
+///
+/// # Errors
+/// Invalid arguments, the stack unreachable, or a run that fails or stalls (its database is
+/// dropped and its topics deleted even then).
+pub async fn run(settings: &Settings, args: BenchArgs) -> anyhow::Result<()> {
+    if args.records == 0 || args.repeat == 0 || args.partitions < 1 {
+        bail!("--records, --repeat and --partitions must be at least 1");
+    }
+    if !(args.latency_load > 0.0 && args.latency_load <= 1.0) {
+        bail!("--latency-load must be within (0, 1]");
+    }
+    if args.formats.is_empty() || args.measure.is_empty() {
+        bail!("nothing to measure");
+    }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "bench: warning: this is a debug build; build with --release for meaningful figures"
+        );
+    }
+    let families: Vec<&'static FamilySpec> = match args.workload {
+        Workload::Market => vec![crate::records::family("market_data").context("market_data")?],
+        Workload::Mixed => crate::records::FAMILIES.iter().collect(),
+    };
+    let per = args.records / families.len();
+    let counts: Vec<usize> = (0..families.len())
+        .map(|i| per + usize::from(i < args.records % families.len()))
+        .collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let id = format!("{}_{:06x}", std::process::id(), nanos & 0xff_ffff);
+    let log_dir = args
+        .log_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("esurio-{}-{id}", args.name));
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let stack = Stack::find();
+    if stack.postmasters.is_empty() || stack.kafka.is_none() {
+        eprintln!("bench: warning: PostgreSQL or Kafka process not found in /proc; their CPU shares are not reported");
+    }
+    let b = Bench {
+        settings,
+        args: &args,
+        id: id.clone(),
+        families,
+        counts,
+        stack,
+        log_dir,
+    };
+    let mut report = Report {
+        id,
+        started: chrono::Utc::now(),
+        machine: machine(settings).await,
+        workload: args.workload,
+        records: args.records,
+        partitions: args.partitions,
+        repeat: args.repeat,
+        batch_max_records: settings.batch.max_records,
+        batch_linger_ms: settings.batch.linger.as_millis(),
+        pool_size: settings.database.pool_size,
+        variants: Vec::new(),
+    };
+    eprintln!(
+        "bench: id {}, {} records of {:?} per encoding, formats {:?}, measures {:?}, {} repetitions; worker logs in {}",
+        b.id,
+        args.records,
+        args.workload,
+        args.formats,
+        args.measure,
+        args.repeat,
+        b.log_dir.display()
+    );
+    for fmt in &args.formats {
+        let v = b.variant(*fmt).await?;
+        report.variants.push(v);
+    }
+    let table = summary_table(&report);
+    match args.json.as_deref() {
+        Some(p) if p == Path::new("-") => {
+            eprint!("{table}");
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Some(p) => {
+            std::fs::write(p, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            print!("{table}");
+        }
+        None => print!("{table}"),
+    }
+    Ok(())
+}
+
+async fn machine(settings: &Settings) -> Machine {
+    let memory_mib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|k| k / 1024)
+    });
+    let postgres = match pg::connect(settings.database.url()).await {
+        Ok(c) => c
+            .query_one("SELECT version()", &[])
+            .await
+            .ok()
+            .map(|r| r.get::<_, String>(0)),
+        Err(_) => None,
+    };
+    let kafka = std::env::var("ESURIO_KAFKA_VERSION").ok().or_else(|| {
+        let pom = std::fs::read_to_string("deploy/kafka/pom.xml").ok()?;
+        let s = pom.split("<kafka.version>").nth(1)?;
+        Some(s.split('<').next()?.trim().to_owned())
+    });
+    Machine {
+        cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        memory_mib,
+        postgres,
+        kafka,
+        librdkafka: rdkafka::util::get_rdkafka_version().1,
+        build: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    }
+}
+
+/// Kills a worker still running when dropped (an error path).
+struct WorkerGuard(Option<Child>);
+
+impl WorkerGuard {
+    fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a running worker")
+    }
+}
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The last lines of a log file, for error messages.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+const MIB: f64 = 1024.0;
+
+/// What [`Bench::watch`] saw.
+struct Watched {
+    done: Instant,
+    cpu_done: CpuSnapshot,
+}
+
+impl Bench<'_> {
+    fn topics(&self, prefix: &str) -> Vec<String> {
+        self.families
+            .iter()
+            .map(|f| format!("{prefix}{}", f.name))
+            .collect()
+    }
+
+    fn gen_options(&self, fmt: BenchFormat, f: &FamilySpec) -> GenOptions {
+        let now = chrono::Utc::now();
+        let v = &self.settings.validate;
+        let mut o = GenOptions::new(self.args.seed, default_base_time(now));
+        o.now = now;
+        o.invalid_ratio = 0.0;
+        o.format = fmt.sim();
+        o.max_record_bytes = self.settings.decode.max_record_bytes;
+        o.max_future = v.max_future;
+        o.max_past = v.max_past;
+        o.worker_format = self.settings.format_for(f.name);
+        o
+    }
+
+    fn db_name(&self, fmt: BenchFormat, what: &str, rep: usize) -> String {
+        format!(
+            "{}_{}_{}_{what}{rep}",
+            self.args.name,
+            self.id,
+            fmt.as_str()
+        )
+    }
+
+    fn group(&self, fmt: BenchFormat, what: &str, rep: usize) -> String {
+        format!(
+            "{}-{}-{}-{what}{rep}",
+            self.args.name,
+            self.id,
+            fmt.as_str()
+        )
+    }
+
+    /// Fills one encoding's topics and measures it; deletes its topics whatever happens.
+    async fn variant(&self, fmt: BenchFormat) -> anyhow::Result<VariantReport> {
+        let prefix = format!("{}.{}.{}.", self.args.name, self.id, fmt.as_str());
+        let topics = self.topics(&prefix);
+        kafka::create_topics(self.settings, &topics, self.args.partitions).await?;
+        let res = self.variant_on(fmt, &prefix, &topics).await;
+        if !self.args.keep_topics {
+            kafka::delete_topics(self.settings, &topics).await;
+        }
+        res
+    }
+
+    async fn variant_on(
+        &self,
+        fmt: BenchFormat,
+        prefix: &str,
+        topics: &[String],
+    ) -> anyhow::Result<VariantReport> {
+        let a = self.args;
+        eprintln!(
+            "bench: [{}] producing {} records to {}",
+            fmt.as_str(),
+            a.records,
+            topics.join(", ")
+        );
+        let fill = {
+            let settings = self.settings.clone();
+            let families = self.families.clone();
+            let topics = topics.to_vec();
+            let counts = self.counts.clone();
+            let opts: Vec<GenOptions> = families.iter().map(|f| self.gen_options(fmt, f)).collect();
+            tokio::task::spawn_blocking(move || {
+                kafka::fill(&settings, &families, &topics, &counts, &opts)
+            })
+            .await??
+        };
+        eprintln!(
+            "bench: [{}] produced {} records ({} rows) in {:.1}s",
+            fmt.as_str(),
+            fill.records,
+            fill.total_rows,
+            fill.secs
+        );
+        let copy: Option<Arc<CopyData>> = if a.measure.contains(&Measure::Ceiling) {
+            let started = Instant::now();
+            let settings = self.settings.clone();
+            let families = self.families.clone();
+            let topics = topics.to_vec();
+            let data = tokio::task::spawn_blocking(move || {
+                pg::encode_topics(&settings, &families, &topics)
+            })
+            .await??;
+            if data.records != fill.records || data.rows != fill.total_rows {
+                bail!(
+                    "read back {} records ({} rows); {} records ({} rows) were produced",
+                    data.records,
+                    data.rows,
+                    fill.records,
+                    fill.total_rows
+                );
+            }
+            eprintln!(
+                "bench: [{}] read back and encoded {} rows ({:.0} MiB of COPY data) in {:.1}s",
+                fmt.as_str(),
+                data.rows,
+                data.bytes as f64 / MIB / MIB,
+                started.elapsed().as_secs_f64()
+            );
+            Some(Arc::new(data))
+        } else {
+            None
+        };
+        let mut v = VariantReport {
+            format: fmt,
+            topics: topics.to_vec(),
+            copy_bytes: copy.as_ref().map(|c| c.bytes),
+            fill,
+            e2e: Vec::new(),
+            ceiling: Vec::new(),
+            latency: Vec::new(),
+            summary: VariantSummary::default(),
+        };
+        for rep in 1..=a.repeat {
+            if a.measure.contains(&Measure::E2e) {
+                let r = self.e2e(fmt, rep, prefix, &v.fill).await?;
+                eprintln!(
+                    "bench: [{}] e2e #{rep}: {:.1}s, {} rows/s (steady {} rows/s, first commit after {:.2}s), peak RSS {:.0} MiB, worker CPU {:.1}s",
+                    fmt.as_str(),
+                    r.secs,
+                    thousands(r.rows_per_s),
+                    thousands(r.steady_rows_per_s),
+                    r.startup_secs,
+                    r.peak_rss_mib,
+                    r.cpu.worker.unwrap_or(f64::NAN)
+                );
+                v.e2e.push(r);
+            }
+            if let Some(data) = &copy {
+                let r = self.ceiling(fmt, rep, data, &v.fill).await?;
+                eprintln!(
+                    "bench: [{}] ceiling #{rep}: {:.1}s, {} rows/s",
+                    fmt.as_str(),
+                    r.secs,
+                    thousands(r.rows_per_s)
+                );
+                v.ceiling.push(r);
+            }
+        }
+        drop(copy);
+        if a.measure.contains(&Measure::Latency) {
+            let rate = match a.latency_rate {
+                Some(r) => Some(r),
+                None => Spread::of(v.e2e.iter().map(|r| r.records_per_s))
+                    .map(|s| s.median * a.latency_load),
+            };
+            match rate {
+                Some(rate) if rate > 0.0 => {
+                    v.summary.latency_rate = Some(rate);
+                    for rep in 1..=a.repeat {
+                        let r = self.latency(fmt, rep, rate).await?;
+                        eprintln!(
+                            "bench: [{}] latency #{rep}: {} records at {} /s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({:.0} records per batch)",
+                            fmt.as_str(),
+                            r.records,
+                            thousands(r.achieved_per_s),
+                            r.p50_ms,
+                            r.p99_ms,
+                            r.max_ms,
+                            r.records_per_batch
+                        );
+                        v.latency.push(r);
+                    }
+                }
+                _ => eprintln!(
+                    "bench: [{}] skipping latency: no rate (measure e2e or pass --latency-rate)",
+                    fmt.as_str()
+                ),
+            }
+        }
+        v.summary = summarize(&v);
+        Ok(v)
+    }
+
+    fn spawn_worker(
+        &self,
+        db: &BenchDb,
+        prefix: &str,
+        group: &str,
+        log: &Path,
+    ) -> anyhow::Result<WorkerGuard> {
+        let exe = std::env::current_exe().context("cannot find the esurio binary")?;
+        let file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let topics: Vec<&str> = self.families.iter().map(|f| f.name).collect();
+        let child = Command::new(exe)
+            .args(["run", "--exit-when-idle", "2s"])
+            .env("ESURIO__DATABASE__URL", &db.url)
+            .env("ESURIO__KAFKA__BROKERS", &self.settings.kafka.brokers)
+            .env("ESURIO__KAFKA__TOPIC_PREFIX", prefix)
+            .env("ESURIO__KAFKA__GROUP_ID", group)
+            .env("ESURIO__KAFKA__TOPICS", topics.join(","))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .context("cannot start the worker")?;
+        Ok(WorkerGuard(Some(child)))
+    }
+
+    /// Polls until the group committed `target` records; fails if the worker exits first or
+    /// stalls.
+    async fn watch(
+        &self,
+        w: &mut WorkerGuard,
+        client: &Client,
+        group: &str,
+        target: i64,
+        log: &Path,
+        label: &str,
+    ) -> anyhow::Result<Watched> {
+        let started = Instant::now();
+        let mut last = 0i64;
+        let mut last_move = Instant::now();
+        let mut last_print = Instant::now();
+        loop {
+            let n = pg::committed_records(client, group).await?;
+            let now = Instant::now();
+            if n >= target {
+                let cpu_done = CpuSnapshot::take(&self.stack, Some(w.pid()));
+                return Ok(Watched {
+                    done: now,
+                    cpu_done,
+                });
+            }
+            if n != last {
+                last = n;
+                last_move = now;
+            }
+            if let Some(status) = w.child().try_wait()? {
+                bail!(
+                    "{label}: the worker exited ({status}) after committing {n} of {target} records; log {}:\n{}",
+                    log.display(),
+                    tail(log, 30)
+                );
+            }
+            if last_move.elapsed() > self.args.stall_timeout {
+                bail!(
+                    "{label}: no progress for {:?} at {n} of {target} records; log {}:\n{}",
+                    self.args.stall_timeout,
+                    log.display(),
+                    tail(log, 30)
+                );
+            }
+            if last_print.elapsed() >= Duration::from_secs(10) {
+                eprintln!(
+                    "bench: {label}: {n}/{target} records committed ({} /s)",
+                    thousands(n as f64 / started.elapsed().as_secs_f64())
+                );
+                last_print = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits for the worker to exit (sampling its peak RSS meanwhile); returns the peak in KiB and
+    /// its CPU seconds at the last sample.
+    async fn wait_exit(
+        &self,
+        w: &mut WorkerGuard,
+        log: &Path,
+        label: &str,
+    ) -> anyhow::Result<(u64, f64)> {
+        let pid = w.pid();
+        let (mut hwm, mut cpu) = (0u64, 0f64);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(k) = procfs::vm_hwm_kib(pid) {
+                hwm = hwm.max(k);
+            }
+            if let Some(c) = procfs::cpu_secs(pid) {
+                cpu = c;
+            }
+            if let Some(status) = w.child().try_wait()? {
+                if !status.success() {
+                    bail!(
+                        "{label}: the worker failed ({status}); log {}:\n{}",
+                        log.display(),
+                        tail(log, 30)
+                    );
+                }
+                return Ok((hwm, cpu));
+            }
+            if Instant::now() > deadline {
+                bail!("{label}: the worker did not exit within 120 s of catching up");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn e2e(
+        &self,
+        fmt: BenchFormat,
+        rep: usize,
+        prefix: &str,
+        fill: &kafka::Filled,
+    ) -> anyhow::Result<E2eRun> {
+        let db = BenchDb::create(self.settings, &self.db_name(fmt, "e2e", rep)).await?;
+        let res = self.e2e_on(&db, fmt, rep, prefix, fill).await;
+        db.drop().await;
+        res
+    }
+
+    async fn e2e_on(
+        &self,
+        db: &BenchDb,
+        fmt: BenchFormat,
+        rep: usize,
+        prefix: &str,
+        fill: &kafka::Filled,
+    ) -> anyhow::Result<E2eRun> {
+        let label = format!("[{}] e2e #{rep}", fmt.as_str());
+        let group = self.group(fmt, "e2e", rep);
+        let client = db.connect().await?;
+        let log = self.log_dir.join(format!("{}-e2e{rep}.log", fmt.as_str()));
+        let cpu0 = CpuSnapshot::take(&self.stack, None);
+        let wall0 = chrono::Utc::now();
+        let t0 = Instant::now();
+        let mut w = self.spawn_worker(db, prefix, &group, &log)?;
+        let seen = self
+            .watch(&mut w, &client, &group, fill.records as i64, &log, &label)
+            .await?;
+        let (hwm, worker_cpu_total) = self.wait_exit(&mut w, &log, &label).await?;
+        let exited = Instant::now();
+        pg::verify_rows(&client, &fill.rows)
+            .await
+            .with_context(|| label.clone())?;
+        let bs = pg::batch_stats(&client, &group).await?;
+        let secs = (seen.done - t0).as_secs_f64();
+        let wall0_s = wall0.timestamp_micros() as f64 / 1e6;
+        Ok(E2eRun {
+            rep,
+            secs,
+            rows_per_s: fill.total_rows as f64 / secs,
+            records_per_s: fill.records as f64 / secs,
+            startup_secs: (bs.first_commit - wall0_s).max(0.0),
+            steady_rows_per_s: fill.total_rows as f64
+                / (bs.last_commit - bs.first_commit).max(1e-3),
+            exit_secs: (exited - seen.done).as_secs_f64(),
+            peak_rss_mib: hwm as f64 / MIB,
+            cpu: cpu0.until(&seen.cpu_done),
+            worker_cpu_total,
+            batches: bs.batches,
+            records_per_batch: bs.records as f64 / (bs.batches.max(1) as f64),
+            log,
+        })
+    }
+
+    async fn ceiling(
+        &self,
+        fmt: BenchFormat,
+        rep: usize,
+        data: &CopyData,
+        fill: &kafka::Filled,
+    ) -> anyhow::Result<CeilingRun> {
+        let db = BenchDb::create(self.settings, &self.db_name(fmt, "copy", rep)).await?;
+        let res = async {
+            let client = db.connect().await?;
+            pg::ensure_partitions_ahead(&client).await?;
+            let cpu0 = CpuSnapshot::take(&self.stack, None);
+            let secs = pg::copy_all(&client, data).await?;
+            let cpu1 = CpuSnapshot::take(&self.stack, None);
+            pg::verify_rows(&client, &fill.rows).await?;
+            anyhow::Ok(CeilingRun {
+                rep,
+                secs,
+                rows_per_s: data.rows as f64 / secs,
+                cpu: cpu0.until(&cpu1),
+            })
+        }
+        .await;
+        db.drop().await;
+        res
+    }
+
+    async fn latency(&self, fmt: BenchFormat, rep: usize, rate: f64) -> anyhow::Result<LatencyRun> {
+        let prefix = format!("{}.{}.{}.lat{rep}.", self.args.name, self.id, fmt.as_str());
+        let topics = self.topics(&prefix);
+        kafka::create_topics(self.settings, &topics, self.args.partitions).await?;
+        let res = async {
+            let db = BenchDb::create(self.settings, &self.db_name(fmt, "lat", rep)).await?;
+            let r = self.latency_on(&db, fmt, rep, rate, &prefix, &topics).await;
+            db.drop().await;
+            r
+        }
+        .await;
+        if !self.args.keep_topics {
+            kafka::delete_topics(self.settings, &topics).await;
+        }
+        res
+    }
+
+    async fn latency_on(
+        &self,
+        db: &BenchDb,
+        fmt: BenchFormat,
+        rep: usize,
+        rate: f64,
+        prefix: &str,
+        topics: &[String],
+    ) -> anyhow::Result<LatencyRun> {
+        let label = format!("[{}] latency #{rep}", fmt.as_str());
+        let parts = self.args.partitions;
+        let fams = self.families.len();
+        let total = (rate * self.args.latency_duration.as_secs_f64()).ceil() as usize;
+        let total = total.max(fams);
+        // Generate everything first: one warm-up record per partition, then the paced ones, round
+        // robin over the families and, within each, over the partitions.
+        let mut warm: Vec<kafka::Paced> = Vec::new();
+        let mut lanes: Vec<std::collections::VecDeque<kafka::Paced>> = Vec::new();
+        let mut rows: BTreeMap<String, u64> = BTreeMap::new();
+        for (k, f) in self.families.iter().enumerate() {
+            let n = total / fams + usize::from(k < total % fams);
+            let mut lane = std::collections::VecDeque::with_capacity(n);
+            for (i, r) in generate(f, n + parts as usize, &self.gen_options(fmt, f))?.enumerate() {
+                let Expect::Valid { rows: rr } = &r.expect else {
+                    bail!("the simulator made an invalid {} record", f.name);
+                };
+                for (t, c) in rr {
+                    *rows.entry((*t).to_owned()).or_default() += *c as u64;
+                }
+                let p = kafka::Paced {
+                    topic: k,
+                    partition: (i % parts as usize) as i32,
+                    key: r.key,
+                    payload: r.payload.unwrap_or_default(),
+                };
+                if i < parts as usize {
+                    warm.push(p);
+                } else {
+                    lane.push_back(p);
+                }
+            }
+            lanes.push(lane);
+        }
+        let mut paced = Vec::with_capacity(total);
+        while lanes.iter().any(|l| !l.is_empty()) {
+            for l in lanes.iter_mut() {
+                if let Some(p) = l.pop_front() {
+                    paced.push(p);
+                }
+            }
+        }
+        let warm_n = warm.len() as i64;
+        let all_n = warm_n + paced.len() as i64;
+
+        let client = db.connect().await?;
+        let group = self.group(fmt, "lat", rep);
+        let log = self.log_dir.join(format!("{}-lat{rep}.log", fmt.as_str()));
+        let producer = Arc::new(kafka::producer(self.settings, topics, false)?);
+        let mut w = self.spawn_worker(db, prefix, &group, &log)?;
+        {
+            let (p, t) = (producer.clone(), topics.to_vec());
+            tokio::task::spawn_blocking(move || {
+                kafka::send_paced(&p, &t, &warm, 1e9)?;
+                kafka::finish(&p, warm.len() as u64)
+            })
+            .await??;
+        }
+        self.watch(&mut w, &client, &group, warm_n, &log, &label)
+            .await?;
+        kafka::take_acks(&producer);
+        eprintln!(
+            "bench: {label}: worker is warm; producing {} records at {} /s",
+            paced.len(),
+            thousands(rate)
+        );
+        let cpu0 = CpuSnapshot::take(&self.stack, Some(w.pid()));
+        let (send_secs, late) = {
+            let (p, t) = (producer.clone(), topics.to_vec());
+            tokio::task::spawn_blocking(move || {
+                let r = kafka::send_paced(&p, &t, &paced, rate)?;
+                kafka::finish(&p, (warm_n as usize + paced.len()) as u64)?;
+                anyhow::Ok(r)
+            })
+            .await??
+        };
+        let seen = self
+            .watch(&mut w, &client, &group, all_n, &log, &label)
+            .await?;
+        let (hwm, _) = self.wait_exit(&mut w, &log, &label).await?;
+        pg::verify_rows(&client, &rows)
+            .await
+            .with_context(|| label.clone())?;
+        let acks = kafka::take_acks(&producer);
+        let batches = pg::batches(&client, &group).await?;
+        let mut by_part: HashMap<(&str, i32), Vec<&pg::BatchRow>> = HashMap::new();
+        for b in &batches {
+            by_part
+                .entry((b.topic.as_str(), b.partition))
+                .or_default()
+                .push(b);
+        }
+        let mut lat: Vec<f64> = Vec::with_capacity(acks.len());
+        for a in &acks {
+            let topic = topics.get(a.topic).map_or("", String::as_str);
+            let batch = by_part.get(&(topic, a.partition)).and_then(|v| {
+                let i = v.partition_point(|b| b.first_offset <= a.offset);
+                i.checked_sub(1)
+                    .map(|i| v[i])
+                    .filter(|b| b.last_offset >= a.offset)
+            });
+            let Some(b) = batch else {
+                bail!(
+                    "{label}: no committed batch holds {topic}[{}]@{}",
+                    a.partition,
+                    a.offset
+                );
+            };
+            lat.push(b.committed_ms - a.ts_ms as f64);
+        }
+        if lat.is_empty() {
+            bail!("{label}: no records were acknowledged");
+        }
+        lat.sort_by(f64::total_cmp);
+        let paced_batches = batches.iter().filter(|b| b.last_offset > 0).count();
+        Ok(LatencyRun {
+            rep,
+            offered_per_s: rate,
+            achieved_per_s: acks.len() as f64 / send_secs,
+            producer_worst_late_secs: late,
+            records: acks.len() as u64,
+            p50_ms: percentile(&lat, 50.0).unwrap_or(f64::NAN),
+            p90_ms: percentile(&lat, 90.0).unwrap_or(f64::NAN),
+            p99_ms: percentile(&lat, 99.0).unwrap_or(f64::NAN),
+            max_ms: lat[lat.len() - 1],
+            mean_ms: lat.iter().sum::<f64>() / lat.len() as f64,
+            batches: paced_batches,
+            records_per_batch: acks.len() as f64 / paced_batches.max(1) as f64,
+            peak_rss_mib: hwm as f64 / MIB,
+            cpu: cpu0.until(&seen.cpu_done),
+            log,
+        })
+    }
+}
+
+fn summarize(v: &VariantReport) -> VariantSummary {
+    let e = &v.e2e;
+    let c = &v.ceiling;
+    let l = &v.latency;
+    let e2e = Spread::of(e.iter().map(|r| r.rows_per_s));
+    let ceiling = Spread::of(c.iter().map(|r| r.rows_per_s));
+    let ratio = match (e2e, ceiling) {
+        (Some(a), Some(b)) => {
+            let per_rep: Vec<f64> = e
+                .iter()
+                .zip(c)
+                .map(|(x, y)| x.rows_per_s / y.rows_per_s)
+                .collect();
+            Spread::of(per_rep.iter().copied()).map(|s| Spread {
+                median: a.median / b.median,
+                ..s
+            })
+        }
+        _ => None,
+    };
+    VariantSummary {
+        e2e_rows_per_s: e2e,
+        e2e_steady_rows_per_s: Spread::of(e.iter().map(|r| r.steady_rows_per_s)),
+        e2e_startup_secs: Spread::of(e.iter().map(|r| r.startup_secs)),
+        ceiling_rows_per_s: ceiling,
+        ratio,
+        peak_rss_mib: Spread::of(e.iter().map(|r| r.peak_rss_mib)),
+        worker_cpu_secs: Spread::of(e.iter().filter_map(|r| r.cpu.worker)),
+        pg_cpu_secs: Spread::of(e.iter().filter_map(|r| r.cpu.pg)),
+        kafka_cpu_secs: Spread::of(e.iter().filter_map(|r| r.cpu.kafka)),
+        other_cpu_secs: Spread::of(e.iter().filter_map(|r| r.cpu.other)),
+        ceiling_pg_cpu_secs: Spread::of(c.iter().filter_map(|r| r.cpu.pg)),
+        records_per_batch: Spread::of(e.iter().map(|r| r.records_per_batch)),
+        latency_rate: v.summary.latency_rate,
+        latency_p50_ms: Spread::of(l.iter().map(|r| r.p50_ms)),
+        latency_p99_ms: Spread::of(l.iter().map(|r| r.p99_ms)),
+        latency_peak_rss_mib: Spread::of(l.iter().map(|r| r.peak_rss_mib)),
+    }
+}
+
+/// The compact table printed at the end.
+fn summary_table(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let m = &r.machine;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nesurio bench {}: {:?} workload, {} records per encoding, {} partitions, {} repetitions (median [min .. max])",
+        r.id, r.workload, r.records, r.partitions, r.repeat
+    );
+    let _ = writeln!(
+        out,
+        "machine: {} CPUs, {} MiB; {}; Kafka {}; librdkafka {}; {} build; batch.max_records {}, batch.linger {} ms, database.pool_size {}",
+        m.cpus,
+        m.memory_mib.unwrap_or(0),
+        m.postgres
+            .as_deref()
+            .and_then(|v| v.split(" on ").next())
+            .unwrap_or("PostgreSQL ?"),
+        m.kafka.as_deref().unwrap_or("?"),
+        m.librdkafka,
+        m.build,
+        r.batch_max_records,
+        r.batch_linger_ms,
+        r.pool_size
+    );
+    let _ = writeln!(
+        out,
+        "{:<6} {:<40} {:>12} {:>12} {:>12}  {:<8}",
+        "format", "metric", "median", "min", "max", "target"
+    );
+    for v in &r.variants {
+        let s = &v.summary;
+        let f = v.format.as_str();
+        let mut row =
+            |name: String, sp: Option<Spread>, digits: usize, target: &str, ok: Option<bool>| {
+                let Some(sp) = sp else { return };
+                let fmt = |x: f64| {
+                    if digits == 0 {
+                        thousands(x)
+                    } else {
+                        format!("{x:.digits$}")
+                    }
+                };
+                let verdict = match ok {
+                    Some(true) => "ok",
+                    Some(false) => "MISSED",
+                    None => "",
+                };
+                let _ = writeln!(
+                    out,
+                    "{f:<6} {name:<40} {:>12} {:>12} {:>12}  {target:<8} {verdict}",
+                    fmt(sp.median),
+                    fmt(sp.min),
+                    fmt(sp.max)
+                );
+            };
+        row("end-to-end rows/s".into(), s.e2e_rows_per_s, 0, "", None);
+        row(
+            "raw COPY ceiling rows/s".into(),
+            s.ceiling_rows_per_s,
+            0,
+            "",
+            None,
+        );
+        row(
+            "ratio end-to-end / ceiling".into(),
+            s.ratio,
+            3,
+            ">= 0.85",
+            s.ratio.map(|x| x.median >= 0.85),
+        );
+        row(
+            "end-to-end steady rows/s (1st-last commit)".into(),
+            s.e2e_steady_rows_per_s,
+            0,
+            "",
+            None,
+        );
+        row(
+            "worker start to first commit, s".into(),
+            s.e2e_startup_secs,
+            2,
+            "",
+            None,
+        );
+        row(
+            "worker peak RSS, MiB".into(),
+            s.peak_rss_mib,
+            1,
+            "< 256",
+            s.peak_rss_mib.map(|x| x.max < 256.0),
+        );
+        row("worker CPU, s".into(), s.worker_cpu_secs, 1, "", None);
+        row(
+            "PostgreSQL CPU during e2e, s".into(),
+            s.pg_cpu_secs,
+            1,
+            "",
+            None,
+        );
+        row(
+            "Kafka broker CPU during e2e, s".into(),
+            s.kafka_cpu_secs,
+            1,
+            "",
+            None,
+        );
+        row(
+            "other CPU during e2e, s".into(),
+            s.other_cpu_secs,
+            1,
+            "",
+            None,
+        );
+        row(
+            "PostgreSQL CPU during ceiling, s".into(),
+            s.ceiling_pg_cpu_secs,
+            1,
+            "",
+            None,
+        );
+        row(
+            "records per batch (e2e)".into(),
+            s.records_per_batch,
+            0,
+            "",
+            None,
+        );
+        if let Some(rate) = s.latency_rate {
+            row(
+                format!("latency p50 ms @ {} records/s", thousands(rate)),
+                s.latency_p50_ms,
+                0,
+                "",
+                None,
+            );
+            row(
+                format!("latency p99 ms @ {} records/s", thousands(rate)),
+                s.latency_p99_ms,
+                0,
+                "< 250",
+                s.latency_p99_ms.map(|x| x.median < 250.0),
+            );
+        }
+    }
+    out
+}
