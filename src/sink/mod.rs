@@ -29,7 +29,7 @@ use tokio_postgres::error::SqlState;
 /// Why a batch write failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
@@ -52,6 +52,26 @@ impl SinkError {
             SinkError::Fenced { .. } => false,
         }
     }
+}
+
+/// The whole story of a database error: tokio-postgres' own Display says only "db error".
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            s.push_str(": ");
+            s.push_str(d);
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
 }
 
 /// Whether a database error is worth retrying the whole transaction for.

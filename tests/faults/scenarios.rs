@@ -604,18 +604,20 @@ async fn infra_errors(profile: Profile) -> Row {
         )
         .await
         .unwrap();
-    // The registry is down when the worker starts, so it cannot have the schemas cached.
+    // 1. The registry is down when the worker starts (so it cannot have the schemas cached), and
+    //    every crypto_data write sleeps past the worker's 1 s statement timeout.
     env.registry.as_ref().unwrap().set_down(true);
     let w = Worker::start(&env, 0, &[("ESURIO__DATABASE__STATEMENT_TIMEOUT", "1s")]);
     tokio::time::sleep(Duration::from_secs(6)).await;
     env.registry.as_ref().unwrap().set_down(false);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     env.db()
         .await
         .batch_execute("UPDATE it_flags SET slow = false")
         .await
         .unwrap();
-    // Connection refused: the database is down for a few seconds.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // 2. Connection refused: the database is down for a few seconds.
     stack(&["down", "pg"]);
     tokio::time::sleep(Duration::from_secs(4)).await;
     stack(&["up", "pg"]);
@@ -626,9 +628,9 @@ async fn infra_errors(profile: Profile) -> Row {
             .push(format!("worker did not stop cleanly: {}", tail(&log)));
     }
     for (what, needle) in [
-        ("schema registry unreachable", "registry is unreachable"),
         ("statement timeout", "statement timeout"),
-        ("connection refused", "retrying"),
+        ("schema registry unreachable", "registry is unreachable"),
+        ("connection refused", "Connection refused"),
     ] {
         if log.contains(needle) {
             row.notes
