@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 const OFFSETS_ADVANCE: &str = include_str!("../../sql/sink/offsets_advance.sql");
 const OFFSETS_INSERT: &str = include_str!("../../sql/sink/offsets_insert.sql");
 const OFFSETS_GET: &str = include_str!("../../sql/sink/offsets_get.sql");
+const OFFSETS_OF_TOPIC: &str = include_str!("../../sql/sink/offsets_of_topic.sql");
 const QUARANTINE_INSERT: &str = include_str!("../../sql/sink/quarantine_insert.sql");
 const BATCH_AUDIT: &str = include_str!("../../sql/sink/batch_audit.sql");
 const ENSURE_PARTITIONS: &str = include_str!("../../sql/sink/ensure_partitions.sql");
@@ -101,6 +102,20 @@ impl Sink {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Every stored offset of a topic for this group, by partition.
+    ///
+    /// # Errors
+    /// The database is unreachable (not retried: callers poll).
+    pub async fn stored_offsets(
+        &self,
+        topic: &str,
+    ) -> Result<std::collections::HashMap<i32, i64>, SinkError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(OFFSETS_OF_TOPIC).await?;
+        let rows = client.query(&stmt, &[&self.group, &topic]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     async fn try_stored_offset(

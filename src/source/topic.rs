@@ -53,8 +53,6 @@ pub struct TopicProgress {
 struct Shared {
     partitions: HashMap<i32, PartitionState>,
     next_epoch: u64,
-    /// Set by the first rebalance: before it, "no partitions" does not mean "caught up".
-    assigned_once: bool,
     /// Latest committed offsets, mirrored to Kafka's group offsets for lag tooling.
     kafka_commits: HashMap<i32, i64>,
 }
@@ -144,7 +142,6 @@ impl TopicContext {
                 error!(topic = %self.topic, partition = p, error = %e, "Cannot set the start offset.");
             }
             let mut sh = self.lock();
-            sh.assigned_once = true;
             sh.next_epoch += 1;
             let epoch = sh.next_epoch;
             let (tx, rx) = mpsc::channel(self.deps.settings.batch.queue_depth.max(1));
@@ -175,7 +172,6 @@ impl TopicContext {
                 },
             );
         }
-        self.lock().assigned_once = true;
     }
 
     /// Abandons unwritten batches of revoked partitions and waits (bounded) for writes in flight,
@@ -279,7 +275,6 @@ impl TopicWorker {
             shared: Mutex::new(Shared {
                 partitions: HashMap::new(),
                 next_epoch: 0,
-                assigned_once: false,
                 kafka_commits: HashMap::new(),
             }),
             ctl_tx,
@@ -539,42 +534,48 @@ impl TopicWorker {
         }
     }
 
+    /// Whether the whole group is done with this topic: nothing pending here, and for every
+    /// partition of the topic (owned by this worker or not) the offset stored in PostgreSQL has
+    /// reached the high watermark. Asking the database rather than this worker's assignment matters:
+    /// right after a restart the group may not have handed this worker its partitions yet, and an
+    /// empty assignment is not the same as being done.
     fn is_caught_up(&self, consumer: &BaseConsumer<TopicContext>) -> bool {
-        let parts: Vec<(i32, Option<i64>)> = {
-            let sh = consumer.context().lock();
-            if !sh.assigned_once {
-                drop(sh);
-                // A topic nobody created yet gets no assignment at all; nothing is behind on it.
-                return self.topic_is_missing(consumer);
-            }
-            if sh
-                .partitions
-                .values()
-                .any(|st| st.batch.is_some() || !st.pending.is_empty() || st.in_flight > 0)
-            {
-                return false;
-            }
-            sh.partitions
-                .iter()
-                .map(|(p, st)| (*p, st.committed))
-                .collect()
+        if consumer
+            .context()
+            .lock()
+            .partitions
+            .values()
+            .any(|st| st.batch.is_some() || !st.pending.is_empty() || st.in_flight > 0)
+        {
+            return false;
+        }
+        let partitions: Vec<i32> =
+            match consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(2)) {
+                Ok(md) => md
+                    .topics()
+                    .iter()
+                    .filter(|t| t.error().is_none())
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect(),
+                Err(_) => return false,
+            };
+        if partitions.is_empty() {
+            return true; // nobody created the topic yet: nothing is behind on it
+        }
+        let stored = match self
+            .deps
+            .runtime
+            .block_on(self.deps.sink.stored_offsets(&self.topic))
+        {
+            Ok(s) => s,
+            Err(_) => return false,
         };
-        parts.into_iter().all(|(p, committed)| {
+        partitions.into_iter().all(|p| {
             match consumer.fetch_watermarks(&self.topic, p, Duration::from_secs(2)) {
-                Ok((lo, hi)) => committed.map_or(hi <= lo, |c| c >= hi),
+                Ok((lo, hi)) => stored.get(&p).map_or(hi <= lo, |c| *c >= hi),
                 Err(_) => false,
             }
         })
-    }
-
-    fn topic_is_missing(&self, consumer: &BaseConsumer<TopicContext>) -> bool {
-        match consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(2)) {
-            Ok(md) => md
-                .topics()
-                .iter()
-                .all(|t| t.error().is_some() || t.partitions().is_empty()),
-            Err(_) => false,
-        }
     }
 
     fn commit_to_kafka(&self, consumer: &BaseConsumer<TopicContext>, mode: CommitMode) {
