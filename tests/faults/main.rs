@@ -3,7 +3,7 @@
 //! check: per table rows = valid records produced, quarantine = invalid records produced, no source
 //! offset written twice, no two batches of a partition overlapping, stored offsets = end offsets.
 //!
-//! `cargo test --test faults` runs the short profile (CI); `ESURIO_FAULTS=long cargo test --release
+//! `cargo test --test faults` runs the short profile (CI); `ESURIO_FAULTS=long cargo test
 //! --test faults` the long one (release checks). `ESURIO_FAULTS_ONLY=kill9,sigterm` picks scenarios.
 //! Prints a table and exits non-zero on any loss, double or failed expectation.
 
