@@ -14,12 +14,12 @@ mod market;
 mod news;
 mod wire;
 
-pub use analysis::{Feature, Insight, Signal, Strategy};
+pub use analysis::{Feature, Insight, Signal, Strategy, DIRECTIONS, INSIGHT_KINDS};
 pub use check::{Ctx, TimeUnit};
-pub use corporate::{EarningsEvent, SecFiling};
-pub use economic::{EconomicIndicator, SupplyChainMetric};
-pub use market::{CryptoData, MarketData, OrderBook};
-pub use news::{NewsArticle, SocialPost};
+pub use corporate::{EarningsEvent, SecFiling, FORM_TYPES};
+pub use economic::{EconomicIndicator, SupplyChainMetric, FREQUENCIES, METRICS};
+pub use market::{CryptoData, MarketData, OrderBook, MAX_DEPTH};
+pub use news::{NewsArticle, SocialPost, ENTITY_TYPES, MAX_ENTITIES, PLATFORMS};
 pub use wire::{WireDate, WireTime};
 
 use crate::decode::Payload;

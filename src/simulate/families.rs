@@ -59,26 +59,9 @@ pub(crate) struct Defect {
     pub kind: Kind,
 }
 
-// Mirrors of limits and lists that `src/records` keeps in private modules (`market::MAX_DEPTH`,
-// `news::MAX_ENTITIES`, `news::PLATFORMS`, `analysis::INSIGHT_KINDS`); the unit tests prove each one
-// against the validator.
-const MAX_BOOK_DEPTH: usize = 1000;
-const MAX_ENTITIES: usize = 500;
-const PLATFORMS: &[&str] = &[
-    "twitter",
-    "reddit",
-    "stocktwits",
-    "mastodon",
-    "bluesky",
-    "other",
-];
-const INSIGHT_KINDS: &[&str] = &[
-    "anomaly",
-    "trend",
-    "sentiment_shift",
-    "correlation",
-    "event",
-];
+// The validator's own limits and lists, so a defect is always just past the rule.
+use crate::records::MAX_DEPTH as MAX_BOOK_DEPTH;
+use crate::records::{INSIGHT_KINDS, MAX_ENTITIES, PLATFORMS};
 
 fn d(reason: R, on: On, kind: Kind) -> Defect {
     Defect {
