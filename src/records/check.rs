@@ -439,8 +439,9 @@ pub fn time(v: Option<WireTime>, field: &'static str, ctx: &Ctx) -> R<DateTime<U
 pub fn date(v: Option<WireDate>, field: &'static str) -> R<NaiveDate> {
     let bad = |m: String| ValidationError::new(Reason::InvalidTimestamp, field, m);
     let d = match required(v, field)? {
-        WireDate::Days(n) => NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|e| e.checked_add_signed(chrono::Duration::days(n)))
+        // try_days: Duration::days panics past ±i64::MAX/86400 days (found by fuzzing).
+        WireDate::Days(n) => chrono::Duration::try_days(n)
+            .and_then(|d| NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(d))
             .ok_or_else(|| bad(format!("{n} days is out of range")))?,
         WireDate::Text(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
             .map_err(|e| bad(format!("{:?} is not YYYY-MM-DD: {e}", truncate(&s))))?,
@@ -531,6 +532,21 @@ mod tests {
                 .unwrap_err()
                 .reason,
             Reason::InvalidTimestamp
+        );
+    }
+
+    #[test]
+    fn huge_day_counts_are_rejected_not_panics() {
+        // Regressions from fuzz/regressions/*/date_days_overflow*.
+        for n in [106_751_991_167_301, -106_751_991_167_301, i64::MAX, i64::MIN] {
+            assert_eq!(
+                date(Some(WireDate::Days(n)), "d").unwrap_err().reason,
+                Reason::InvalidTimestamp
+            );
+        }
+        assert_eq!(
+            date(Some(WireDate::Days(20_000)), "d").unwrap().to_string(),
+            "2024-10-04"
         );
     }
 
