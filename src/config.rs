@@ -279,6 +279,13 @@ impl Settings {
         if self.database.pool_size == 0 {
             anyhow::bail!("database.pool_size must be at least 1");
         }
+        // Bounded so that `now ± window` can never overflow a timestamp.
+        if self.validate.max_past > Duration::from_secs(200 * 365 * 86_400) {
+            anyhow::bail!("validate.max_past must be at most 200 years");
+        }
+        if self.validate.max_future > Duration::from_secs(10 * 365 * 86_400) {
+            anyhow::bail!("validate.max_future must be at most 10 years");
+        }
         if self.kafka.session_timeout < Duration::from_secs(1) {
             anyhow::bail!("kafka.session_timeout must be at least 1s");
         }
