@@ -10,6 +10,8 @@
 //! Oracles, besides `esurio_fuzz::run`'s properties:
 //! - blame: with a single edited field, a validation error must name that field (or a field inside
 //!   it; a crossed book may blame the other side): the rest of the record is valid;
+//! - JSON numbers round-trip: the JSON text (serde_json writes the shortest representation that
+//!   round-trips) parses back to the same numbers;
 //! - JSON == Avro: when the edited record has an exact Avro equivalent (`json_to_avro`), the Avro
 //!   single-object record must come to the same outcome: the same reason, or byte-identical COPY rows.
 #![no_main]
@@ -71,6 +73,21 @@ const NESTED_KEYS: &[&str] = &[
     "name", "entity_type", "symbol", "salience", "sentiment", "price", "size", "extra",
 ];
 
+thread_local! {
+    /// Bytes of bulk (long strings, repeated array elements) one input may still generate: keeps
+    /// the records near the 64 KiB record limit instead of the harness itself using the memory.
+    static BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Takes up to `want` bytes from the budget; returns how many were granted.
+fn take_budget(want: usize) -> usize {
+    BUDGET.with(|b| {
+        let got = want.min(b.get());
+        b.set(b.get() - got);
+        got
+    })
+}
+
 fn pick<'a, T>(u: &mut Unstructured<'_>, xs: &'a [T]) -> Result<&'a T> {
     u.choose(xs)
 }
@@ -88,7 +105,7 @@ fn string(u: &mut Unstructured<'_>) -> Result<String> {
             } else {
                 u.int_in_range(0..=70_000)?
             };
-            piece.repeat(n)
+            piece.repeat(take_budget(n * piece.len()) / piece.len())
         }
         5 => {
             // A dictionary value with something around it.
@@ -175,7 +192,9 @@ fn array(u: &mut Unstructured<'_>, depth: u8) -> Result<Json> {
     }
     // Sometimes repeat the last element up to past the caps (500 entities, 1000 levels).
     if let (Some(last), true) = (items.last().cloned(), u.ratio(1u8, 4)?) {
-        let n = *pick(u, &[499usize, 500, 501, 999, 1000, 1001])?;
+        let want = *pick(u, &[499usize, 500, 501, 999, 1000, 1001])?;
+        let size = serde_json::to_vec(&last).map_or(usize::MAX, |v| v.len()).max(1);
+        let n = items.len() + take_budget(size.saturating_mul(want - items.len())) / size;
         while items.len() < n {
             items.push(last.clone());
         }
@@ -235,6 +254,7 @@ fn blames(edited: &str, field: &str, reason: &str) -> bool {
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
+    BUDGET.with(|b| b.set(160 * 1024));
     let f = esurio_fuzz::family_index(u.arbitrary::<u8>().unwrap_or(0));
     let spec = &FAMILIES[f];
     let decoder = &auto_decoders()[f];
@@ -252,6 +272,19 @@ fuzz_target!(|data: &[u8]| {
     }
     let rec = Json::Object(rec);
     let text = serde_json::to_vec(&rec).unwrap();
+    // What the worker's JSON path will see: serde_json must read back the numbers it was given
+    // (serde_json writes the shortest representation that round-trips, as other producers do).
+    let seen: Json = serde_json::from_slice(&text).unwrap();
+    if seen != rec {
+        esurio_fuzz::fail(format!(
+            "{}: serde_json float round trip: the JSON text {} parses back as {seen}",
+            spec.name,
+            String::from_utf8_lossy(&text)
+        ));
+    }
+    // Compare the Avro path with what the JSON path saw, so that the check below finds other
+    // differences even while the round trip is a known issue.
+    let rec = seen;
     let from_json = run(f, decoder, &text, true);
 
     if let ([k], Outcome::Record { reason, field: Some(field) }) = (&edited[..], &from_json) {
@@ -261,7 +294,7 @@ fuzz_target!(|data: &[u8]| {
             spec.name
         );
     }
-    if edited.is_empty() {
+    if edited.is_empty() && from_json != Outcome::IgnoredPanic {
         assert!(
             matches!(from_json, Outcome::Rows(_)),
             "{}: the valid template was rejected: {from_json:?}",
@@ -271,8 +304,8 @@ fuzz_target!(|data: &[u8]| {
 
     if let Some(body) = avro_body(f, &rec) {
         let from_avro = run(f, decoder, &single_object(f, &body), true);
-        let too_large = |o: &Outcome| matches!(o, Outcome::Decode("too_large"));
-        if !too_large(&from_json) && !too_large(&from_avro) {
+        let skip = |o: &Outcome| matches!(o, Outcome::Decode("too_large") | Outcome::IgnoredPanic);
+        if !skip(&from_json) && !skip(&from_avro) {
             assert!(
                 from_json == from_avro,
                 "{}: JSON and Avro disagree: JSON {} vs Avro {}\nrecord: {rec}",

@@ -149,8 +149,15 @@ pub fn family_index(b: u8) -> usize {
 /// `C3 01`, the family schema's fingerprint, then `body`.
 pub fn single_object(family: usize, body: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(10 + body.len());
+    static FP: OnceLock<Vec<[u8; 8]>> = OnceLock::new();
+    let fp = FP.get_or_init(|| {
+        auto_decoders()
+            .iter()
+            .map(|d| decode::fingerprint(d.schema()))
+            .collect()
+    });
     v.extend_from_slice(&[0xC3, 0x01]);
-    v.extend_from_slice(&decode::fingerprint(auto_decoders()[family].schema()));
+    v.extend_from_slice(&fp[family]);
     v.extend_from_slice(body);
     v
 }
@@ -170,6 +177,8 @@ pub enum Outcome {
     },
     /// Rows were staged; with `keep_rows`, each table's finished COPY stream and row count.
     Rows(Vec<(Vec<u8>, usize)>),
+    /// A panic listed in `ESURIO_FUZZ_IGNORE_PANICS` (a known, reported bug) was swallowed.
+    IgnoredPanic,
 }
 
 impl Outcome {
@@ -177,6 +186,7 @@ impl Outcome {
         match self {
             Outcome::Decode(r) | Outcome::Record { reason: r, .. } => r,
             Outcome::Rows(_) => "ok",
+            Outcome::IgnoredPanic => "ignored_known_panic",
         }
     }
 }
@@ -246,6 +256,30 @@ pub fn run_with(
     inspect: impl FnOnce(&Payload<'_>),
 ) -> Outcome {
     let spec: &FamilySpec = &FAMILIES[f];
+    if trace() {
+        eprintln!(
+            "esurio-fuzz: {} <- {}",
+            spec.name,
+            String::from_utf8_lossy(bytes).escape_debug()
+        );
+    }
+    if ignoring_known_panics() {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            checked(spec, f, decoder, bytes, keep_rows, inspect)
+        }));
+        return r.unwrap_or(Outcome::IgnoredPanic);
+    }
+    checked(spec, f, decoder, bytes, keep_rows, inspect)
+}
+
+fn checked(
+    spec: &'static FamilySpec,
+    _f: usize,
+    decoder: &Decoder,
+    bytes: &[u8],
+    keep_rows: bool,
+    inspect: impl FnOnce(&Payload<'_>),
+) -> Outcome {
     let base = mem::start();
     let outcome = 'run: {
         let payload = match decoder.decode(bytes) {
@@ -253,6 +287,10 @@ pub fn run_with(
             Err(e) => break 'run Outcome::Decode(check_decode_error(&e)),
         };
         inspect(&payload);
+        let json_text = match &payload {
+            Payload::Json(b) => Some(*b),
+            Payload::Avro(_) => None,
+        };
         let ctx = ctx();
         let lineage = Lineage {
             topic: "esurio.fuzz",
@@ -276,6 +314,16 @@ pub fn run_with(
                         "{}: a row for a day-partitioned table must note its day",
                         spec.name
                     );
+                }
+                if let Some(text) = json_text {
+                    let first = text.iter().find(|b| !b.is_ascii_whitespace());
+                    if first != Some(&b'{') {
+                        fail(format!(
+                            "{}: a JSON record that is not an object was accepted: {}",
+                            spec.name,
+                            String::from_utf8_lossy(text)
+                        ));
+                    }
                 }
                 if keep_rows {
                     staged.seal();
@@ -301,6 +349,9 @@ pub fn run_with(
                     spec.name
                 );
                 assert!(staged.days.is_empty());
+                if let (Some(text), "invalid_text", Some("parameters")) = (json_text, reason, field) {
+                    check_parameters_nul(spec.name, text);
+                }
                 Outcome::Record { reason, field }
             }
         }
@@ -314,7 +365,57 @@ pub fn run_with(
         outcome.reason()
     );
     report_peak(spec.name, bytes.len(), grown, &outcome);
+    if trace() {
+        eprintln!(
+            "esurio-fuzz: {} -> {} {:?}",
+            spec.name,
+            outcome.reason(),
+            outcome_field(&outcome)
+        );
+    }
     outcome
+}
+
+/// `ESURIO_FUZZ_TRACE=1` prints every outcome (family, reason, field): for reading what a corpus or
+/// a crash input does.
+fn trace() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("ESURIO_FUZZ_TRACE").is_some())
+}
+
+fn outcome_field(o: &Outcome) -> Option<&'static str> {
+    match o {
+        Outcome::Record { field, .. } => *field,
+        _ => None,
+    }
+}
+
+/// A strategy rejected for U+0000 in its parameters must have one (in a string or a key).
+fn check_parameters_nul(family: &str, text: &[u8]) {
+    fn has_nul(v: &Json) -> bool {
+        match v {
+            Json::String(s) => s.contains('\0'),
+            Json::Array(a) => a.iter().any(has_nul),
+            Json::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    let Ok(Json::Object(rec)) = serde_json::from_slice::<Json>(text) else {
+        return;
+    };
+    let params = match rec.get("parameters") {
+        Some(Json::String(s)) => match serde_json::from_str::<Json>(s) {
+            Ok(v) => v,
+            Err(_) => return,
+        },
+        Some(v) => v.clone(),
+        None => return,
+    };
+    if !has_nul(&params) {
+        fail(format!(
+            "{family}: parameters rejected for U+0000 but contain none (jsonb can store them): {params}"
+        ));
+    }
 }
 
 /// With `ESURIO_FUZZ_MEM_REPORT` set, prints every new record for heap growth per input.
@@ -330,6 +431,56 @@ fn report_peak(family: &str, len: usize, grown: usize, outcome: &Outcome) {
             outcome.reason()
         );
     }
+}
+
+/// `ESURIO_FUZZ_IGNORE_PANICS="msg1;msg2"`: failures whose message contains one of these are known
+/// (already reported) bugs: [`run_with`] swallows such panics and returns [`Outcome::IgnoredPanic`],
+/// and [`fail`] returns instead of panicking, so that a long run can look for other bugs. Any other
+/// panic still aborts as usual.
+fn known_failures() -> &'static [String] {
+    static KNOWN: OnceLock<Vec<String>> = OnceLock::new();
+    KNOWN.get_or_init(|| {
+        std::env::var("ESURIO_FUZZ_IGNORE_PANICS")
+            .unwrap_or_default()
+            .split(';')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+fn is_known(msg: &str) -> bool {
+    known_failures().iter().any(|k| msg.contains(k.as_str()))
+}
+
+/// Panics with `msg` unless it is a known failure (see [`known_failures`]).
+pub fn fail(msg: String) {
+    if !is_known(&msg) {
+        panic!("{msg}");
+    }
+}
+
+fn ignoring_known_panics() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        if known_failures().is_empty() {
+            return false;
+        }
+        // libfuzzer-sys's hook aborts on any panic; keep it for every panic but the known ones.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            if !is_known(&msg) {
+                previous(info);
+            }
+        }));
+        true
+    })
 }
 
 /// [`run_with`] without an inspector.

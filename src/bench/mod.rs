@@ -146,6 +146,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
     pub stall_timeout: Duration,
 
+    /// Times a failed measurement is repeated before the benchmark gives up (the stack may be
+    /// shared with tests that restart PostgreSQL or Kafka).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub retries: usize,
+
     /// Prefix of the databases, topics and consumer groups the benchmark creates.
     #[arg(long, default_value = "bench", value_parser = parse_name)]
     pub name: String,
@@ -196,6 +201,8 @@ pub struct E2eRun {
     pub peak_rss_mib: f64,
     /// CPU seconds over `secs`, by process.
     pub cpu: CpuUse,
+    /// What the database's backends were doing meanwhile.
+    pub waits: pg::WaitProfile,
     /// The worker's CPU seconds until it exited.
     pub worker_cpu_total: f64,
     pub batches: i64,
@@ -210,6 +217,7 @@ pub struct CeilingRun {
     pub secs: f64,
     pub rows_per_s: f64,
     pub cpu: CpuUse,
+    pub waits: pg::WaitProfile,
 }
 
 /// One latency run.
@@ -226,10 +234,18 @@ pub struct LatencyRun {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
+    /// The same split at the batch's transaction start (`ingested_at`, the transaction's `now()`):
+    /// the time until its transaction began (batching, linger, queueing, consuming), and the
+    /// transaction itself (offset CAS, COPY, audit, COMMIT).
+    pub before_tx_p50_ms: f64,
+    pub before_tx_p99_ms: f64,
+    pub in_tx_p50_ms: f64,
+    pub in_tx_p99_ms: f64,
     pub batches: usize,
     pub records_per_batch: f64,
     pub peak_rss_mib: f64,
     pub cpu: CpuUse,
+    pub waits: pg::WaitProfile,
     pub log: PathBuf,
 }
 
@@ -253,6 +269,12 @@ pub struct VariantSummary {
     pub latency_p50_ms: Option<Spread>,
     pub latency_p99_ms: Option<Spread>,
     pub latency_peak_rss_mib: Option<Spread>,
+    pub latency_before_tx_p99_ms: Option<Spread>,
+    pub latency_in_tx_p99_ms: Option<Spread>,
+    /// Average number of the database's client backends per state, over all runs of a kind.
+    pub e2e_waits: Vec<(String, f64)>,
+    pub ceiling_waits: Vec<(String, f64)>,
+    pub latency_waits: Vec<(String, f64)>,
 }
 
 /// Everything measured for one encoding.
@@ -303,8 +325,32 @@ struct Bench<'a> {
     id: String,
     families: Vec<&'static FamilySpec>,
     counts: Vec<usize>,
-    stack: Stack,
     log_dir: PathBuf,
+    seq: std::sync::atomic::AtomicUsize,
+}
+
+/// Repeats a failed measurement up to `--retries` times (another user of the shared stack may
+/// restart PostgreSQL or Kafka under it); the failure is reported either way.
+macro_rules! retried {
+    ($bench:expr, $retries:expr, $label:expr, $run:expr) => {{
+        let mut attempt = 0usize;
+        loop {
+            match $run.await {
+                Ok(r) => break r,
+                Err(e) if attempt < $retries => {
+                    attempt += 1;
+                    eprintln!(
+                        "bench: warning: {} failed: {e:#}\nbench: repeating it (attempt {} of {})",
+                        $label,
+                        attempt + 1,
+                        $retries + 1
+                    );
+                    $bench.wait_for_stack().await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }};
 }
 
 /// Runs `esurio bench`.
@@ -356,8 +402,8 @@ pub async fn run(settings: &Settings, args: BenchArgs) -> anyhow::Result<()> {
         id: id.clone(),
         families,
         counts,
-        stack,
         log_dir,
+        seq: std::sync::atomic::AtomicUsize::new(1),
     };
     let mut report = Report {
         id,
@@ -419,8 +465,12 @@ async fn machine(settings: &Settings) -> Machine {
     };
     let kafka = std::env::var("ESURIO_KAFKA_VERSION").ok().or_else(|| {
         let pom = std::fs::read_to_string("deploy/kafka/pom.xml").ok()?;
-        let s = pom.split("<kafka.version>").nth(1)?;
-        Some(s.split('<').next()?.trim().to_owned())
+        pom.split("<kafka.version>")
+            .skip(1)
+            .filter_map(|s| s.split('<').next())
+            .map(str::trim)
+            .find(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+            .map(str::to_owned)
     });
     Machine {
         cpus: std::thread::available_parallelism().map_or(0, usize::from),
@@ -497,21 +547,41 @@ impl Bench<'_> {
         o
     }
 
+    /// After a failed measurement: waits (up to 3 minutes) until PostgreSQL accepts connections
+    /// again and then 5 s more, in case another user of the stack is restarting it.
+    async fn wait_for_stack(&self) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while Instant::now() < deadline {
+            if pg::connect(self.settings.database.url()).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+
+    /// A number no other name of this run has (a repeated attempt must not reuse a name).
+    fn uniq(&self) -> usize {
+        self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn db_name(&self, fmt: BenchFormat, what: &str, rep: usize) -> String {
         format!(
-            "{}_{}_{}_{what}{rep}",
+            "{}_{}_{}_{what}{rep}_{}",
             self.args.name,
             self.id,
-            fmt.as_str()
+            fmt.as_str(),
+            self.uniq()
         )
     }
 
     fn group(&self, fmt: BenchFormat, what: &str, rep: usize) -> String {
         format!(
-            "{}-{}-{}-{what}{rep}",
+            "{}-{}-{}-{what}{rep}-{}",
             self.args.name,
             self.id,
-            fmt.as_str()
+            fmt.as_str(),
+            self.uniq()
         )
     }
 
@@ -599,7 +669,12 @@ impl Bench<'_> {
         };
         for rep in 1..=a.repeat {
             if a.measure.contains(&Measure::E2e) {
-                let r = self.e2e(fmt, rep, prefix, &v.fill).await?;
+                let r = retried!(
+                    self,
+                    a.retries,
+                    format!("[{}] e2e #{rep}", fmt.as_str()),
+                    self.e2e(fmt, rep, prefix, &v.fill)
+                );
                 eprintln!(
                     "bench: [{}] e2e #{rep}: {:.1}s, {} rows/s (steady {} rows/s, first commit after {:.2}s), peak RSS {:.0} MiB, worker CPU {:.1}s",
                     fmt.as_str(),
@@ -613,7 +688,12 @@ impl Bench<'_> {
                 v.e2e.push(r);
             }
             if let Some(data) = &copy {
-                let r = self.ceiling(fmt, rep, data, &v.fill).await?;
+                let r = retried!(
+                    self,
+                    a.retries,
+                    format!("[{}] ceiling #{rep}", fmt.as_str()),
+                    self.ceiling(fmt, rep, data, &v.fill)
+                );
                 eprintln!(
                     "bench: [{}] ceiling #{rep}: {:.1}s, {} rows/s",
                     fmt.as_str(),
@@ -634,16 +714,25 @@ impl Bench<'_> {
                 Some(rate) if rate > 0.0 => {
                     v.summary.latency_rate = Some(rate);
                     for rep in 1..=a.repeat {
-                        let r = self.latency(fmt, rep, rate).await?;
+                        let r = retried!(
+                            self,
+                            a.retries,
+                            format!("[{}] latency #{rep}", fmt.as_str()),
+                            self.latency(fmt, rep, rate)
+                        );
                         eprintln!(
-                            "bench: [{}] latency #{rep}: {} records at {} /s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({:.0} records per batch)",
+                            "bench: [{}] latency #{rep}: {} records at {} /s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({:.0} records per batch; before the transaction p50 {:.0} / p99 {:.0} ms, in it p50 {:.0} / p99 {:.0} ms)",
                             fmt.as_str(),
                             r.records,
                             thousands(r.achieved_per_s),
                             r.p50_ms,
                             r.p99_ms,
                             r.max_ms,
-                            r.records_per_batch
+                            r.records_per_batch,
+                            r.before_tx_p50_ms,
+                            r.before_tx_p99_ms,
+                            r.in_tx_p50_ms,
+                            r.in_tx_p99_ms
                         );
                         v.latency.push(r);
                     }
@@ -703,7 +792,7 @@ impl Bench<'_> {
             let n = pg::committed_records(client, group).await?;
             let now = Instant::now();
             if n >= target {
-                let cpu_done = CpuSnapshot::take(&self.stack, Some(w.pid()));
+                let cpu_done = CpuSnapshot::take(Some(w.pid()));
                 return Ok(Watched {
                     done: now,
                     cpu_done,
@@ -798,16 +887,24 @@ impl Bench<'_> {
         let label = format!("[{}] e2e #{rep}", fmt.as_str());
         let group = self.group(fmt, "e2e", rep);
         let client = db.connect().await?;
-        let log = self.log_dir.join(format!("{}-e2e{rep}.log", fmt.as_str()));
-        let cpu0 = CpuSnapshot::take(&self.stack, None);
+        let log = self
+            .log_dir
+            .join(format!("{}-e2e{rep}-{}.log", fmt.as_str(), self.uniq()));
+        let sampler = pg::WaitSampler::start(&db.url).await?;
+        let cpu0 = CpuSnapshot::take(None);
         let wall0 = chrono::Utc::now();
         let t0 = Instant::now();
         let mut w = self.spawn_worker(db, prefix, &group, &log)?;
         let seen = self
             .watch(&mut w, &client, &group, fill.records as i64, &log, &label)
-            .await?;
+            .await;
+        let waits = sampler.stop().await;
+        let seen = seen?;
         let (hwm, worker_cpu_total) = self.wait_exit(&mut w, &log, &label).await?;
         let exited = Instant::now();
+        if !cpu0.same_stack(&seen.cpu_done) {
+            bail!("{label}: PostgreSQL or Kafka was restarted during the run");
+        }
         pg::verify_rows(&client, &fill.rows)
             .await
             .with_context(|| label.clone())?;
@@ -825,6 +922,7 @@ impl Bench<'_> {
             exit_secs: (exited - seen.done).as_secs_f64(),
             peak_rss_mib: hwm as f64 / MIB,
             cpu: cpu0.until(&seen.cpu_done),
+            waits,
             worker_cpu_total,
             batches: bs.batches,
             records_per_batch: bs.records as f64 / (bs.batches.max(1) as f64),
@@ -843,15 +941,22 @@ impl Bench<'_> {
         let res = async {
             let client = db.connect().await?;
             pg::ensure_partitions_ahead(&client).await?;
-            let cpu0 = CpuSnapshot::take(&self.stack, None);
-            let secs = pg::copy_all(&client, data).await?;
-            let cpu1 = CpuSnapshot::take(&self.stack, None);
+            let sampler = pg::WaitSampler::start(&db.url).await?;
+            let cpu0 = CpuSnapshot::take(None);
+            let secs = pg::copy_all(&client, data).await;
+            let cpu1 = CpuSnapshot::take(None);
+            let waits = sampler.stop().await;
+            let secs = secs?;
+            if !cpu0.same_stack(&cpu1) {
+                bail!("PostgreSQL or Kafka was restarted during the run");
+            }
             pg::verify_rows(&client, &fill.rows).await?;
             anyhow::Ok(CeilingRun {
                 rep,
                 secs,
                 rows_per_s: data.rows as f64 / secs,
                 cpu: cpu0.until(&cpu1),
+                waits,
             })
         }
         .await;
@@ -860,7 +965,13 @@ impl Bench<'_> {
     }
 
     async fn latency(&self, fmt: BenchFormat, rep: usize, rate: f64) -> anyhow::Result<LatencyRun> {
-        let prefix = format!("{}.{}.{}.lat{rep}.", self.args.name, self.id, fmt.as_str());
+        let prefix = format!(
+            "{}.{}.{}.lat{rep}-{}.",
+            self.args.name,
+            self.id,
+            fmt.as_str(),
+            self.uniq()
+        );
         let topics = self.topics(&prefix);
         kafka::create_topics(self.settings, &topics, self.args.partitions).await?;
         let res = async {
@@ -932,7 +1043,9 @@ impl Bench<'_> {
 
         let client = db.connect().await?;
         let group = self.group(fmt, "lat", rep);
-        let log = self.log_dir.join(format!("{}-lat{rep}.log", fmt.as_str()));
+        let log = self
+            .log_dir
+            .join(format!("{}-lat{rep}-{}.log", fmt.as_str(), self.uniq()));
         let producer = Arc::new(kafka::producer(self.settings, topics, false)?);
         let mut w = self.spawn_worker(db, prefix, &group, &log)?;
         {
@@ -951,70 +1064,98 @@ impl Bench<'_> {
             paced.len(),
             thousands(rate)
         );
-        let cpu0 = CpuSnapshot::take(&self.stack, Some(w.pid()));
-        let (send_secs, late) = {
+        let sampler = pg::WaitSampler::start(&db.url).await?;
+        let cpu0 = CpuSnapshot::take(Some(w.pid()));
+        let sent: anyhow::Result<(f64, f64)> = {
             let (p, t) = (producer.clone(), topics.to_vec());
             tokio::task::spawn_blocking(move || {
                 let r = kafka::send_paced(&p, &t, &paced, rate)?;
                 kafka::finish(&p, (warm_n as usize + paced.len()) as u64)?;
                 anyhow::Ok(r)
             })
-            .await??
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r)
         };
-        let seen = self
-            .watch(&mut w, &client, &group, all_n, &log, &label)
-            .await?;
+        let seen = match &sent {
+            Ok(_) => {
+                self.watch(&mut w, &client, &group, all_n, &log, &label)
+                    .await
+            }
+            Err(_) => Err(anyhow::anyhow!("{label}: producing failed")),
+        };
+        let waits = sampler.stop().await;
+        let (send_secs, late) = sent?;
+        let seen = seen?;
         let (hwm, _) = self.wait_exit(&mut w, &log, &label).await?;
+        if !cpu0.same_stack(&seen.cpu_done) {
+            bail!("{label}: PostgreSQL or Kafka was restarted during the run");
+        }
         pg::verify_rows(&client, &rows)
             .await
             .with_context(|| label.clone())?;
         let acks = kafka::take_acks(&producer);
-        let batches = pg::batches(&client, &group).await?;
-        let mut by_part: HashMap<(&str, i32), Vec<&pg::BatchRow>> = HashMap::new();
-        for b in &batches {
-            by_part
-                .entry((b.topic.as_str(), b.partition))
-                .or_default()
-                .push(b);
+        let mut by_part: HashMap<(usize, i32), Vec<pg::BatchRow>> = HashMap::new();
+        let mut n_batches = 0usize;
+        for (k, (topic, f)) in topics.iter().zip(&self.families).enumerate() {
+            let first_table = f.tables.first().map_or("", |t| t.name);
+            for b in pg::batches(&client, &group, topic, first_table).await? {
+                // The warm-up batches hold offset 0 only.
+                n_batches += usize::from(b.last_offset > 0);
+                by_part.entry((k, b.partition)).or_default().push(b);
+            }
         }
+        // Per record: total (commit - CreateTime), before its transaction started, inside it.
         let mut lat: Vec<f64> = Vec::with_capacity(acks.len());
+        let mut before: Vec<f64> = Vec::with_capacity(acks.len());
+        let mut inside: Vec<f64> = Vec::with_capacity(acks.len());
         for a in &acks {
-            let topic = topics.get(a.topic).map_or("", String::as_str);
-            let batch = by_part.get(&(topic, a.partition)).and_then(|v| {
+            let batch = by_part.get(&(a.topic, a.partition)).and_then(|v| {
                 let i = v.partition_point(|b| b.first_offset <= a.offset);
                 i.checked_sub(1)
-                    .map(|i| v[i])
+                    .map(|i| &v[i])
                     .filter(|b| b.last_offset >= a.offset)
             });
             let Some(b) = batch else {
                 bail!(
-                    "{label}: no committed batch holds {topic}[{}]@{}",
+                    "{label}: no committed batch holds {}[{}]@{}",
+                    topics.get(a.topic).map_or("?", String::as_str),
                     a.partition,
                     a.offset
                 );
             };
             lat.push(b.committed_ms - a.ts_ms as f64);
+            before.push(b.started_ms - a.ts_ms as f64);
+            inside.push(b.committed_ms - b.started_ms);
         }
         if lat.is_empty() {
             bail!("{label}: no records were acknowledged");
         }
-        lat.sort_by(f64::total_cmp);
-        let paced_batches = batches.iter().filter(|b| b.last_offset > 0).count();
+        for v in [&mut lat, &mut before, &mut inside] {
+            v.sort_by(f64::total_cmp);
+        }
+        let pct = |v: &[f64], p: f64| percentile(v, p).unwrap_or(f64::NAN);
+        let paced_batches = n_batches;
         Ok(LatencyRun {
             rep,
             offered_per_s: rate,
             achieved_per_s: acks.len() as f64 / send_secs,
             producer_worst_late_secs: late,
             records: acks.len() as u64,
-            p50_ms: percentile(&lat, 50.0).unwrap_or(f64::NAN),
-            p90_ms: percentile(&lat, 90.0).unwrap_or(f64::NAN),
-            p99_ms: percentile(&lat, 99.0).unwrap_or(f64::NAN),
+            p50_ms: pct(&lat, 50.0),
+            p90_ms: pct(&lat, 90.0),
+            p99_ms: pct(&lat, 99.0),
+            before_tx_p50_ms: pct(&before, 50.0),
+            before_tx_p99_ms: pct(&before, 99.0),
+            in_tx_p50_ms: pct(&inside, 50.0),
+            in_tx_p99_ms: pct(&inside, 99.0),
             max_ms: lat[lat.len() - 1],
             mean_ms: lat.iter().sum::<f64>() / lat.len() as f64,
             batches: paced_batches,
             records_per_batch: acks.len() as f64 / paced_batches.max(1) as f64,
             peak_rss_mib: hwm as f64 / MIB,
             cpu: cpu0.until(&seen.cpu_done),
+            waits,
             log,
         })
     }
@@ -1057,7 +1198,20 @@ fn summarize(v: &VariantReport) -> VariantSummary {
         latency_p50_ms: Spread::of(l.iter().map(|r| r.p50_ms)),
         latency_p99_ms: Spread::of(l.iter().map(|r| r.p99_ms)),
         latency_peak_rss_mib: Spread::of(l.iter().map(|r| r.peak_rss_mib)),
+        latency_before_tx_p99_ms: Spread::of(l.iter().map(|r| r.before_tx_p99_ms)),
+        latency_in_tx_p99_ms: Spread::of(l.iter().map(|r| r.in_tx_p99_ms)),
+        e2e_waits: merged(e.iter().map(|r| &r.waits)),
+        ceiling_waits: merged(c.iter().map(|r| &r.waits)),
+        latency_waits: merged(l.iter().map(|r| &r.waits)),
     }
+}
+
+fn merged<'a>(runs: impl Iterator<Item = &'a pg::WaitProfile>) -> Vec<(String, f64)> {
+    let mut all = pg::WaitProfile::default();
+    for w in runs {
+        all.add(w);
+    }
+    all.averages()
 }
 
 /// The compact table printed at the end.
@@ -1203,6 +1357,43 @@ fn summary_table(r: &Report) -> String {
                 0,
                 "< 250",
                 s.latency_p99_ms.map(|x| x.median < 250.0),
+            );
+            row(
+                "  p99 until the batch's transaction, ms".into(),
+                s.latency_before_tx_p99_ms,
+                0,
+                "",
+                None,
+            );
+            row(
+                "  p99 inside the transaction, ms".into(),
+                s.latency_in_tx_p99_ms,
+                0,
+                "",
+                None,
+            );
+        }
+    }
+    for v in &r.variants {
+        let s = &v.summary;
+        for (what, w) in [
+            ("e2e", &s.e2e_waits),
+            ("ceiling", &s.ceiling_waits),
+            ("latency", &s.latency_waits),
+        ] {
+            if w.is_empty() {
+                continue;
+            }
+            let states: Vec<String> = w
+                .iter()
+                .filter(|(_, n)| *n >= 0.005)
+                .map(|(k, n)| format!("{k} {n:.2}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<6} PostgreSQL backends during {what} (average count by state): {}",
+                v.format.as_str(),
+                states.join(", ")
             );
         }
     }

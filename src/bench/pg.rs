@@ -8,7 +8,6 @@ use crate::sink::copy::{Lineage, StagedRows, Table};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use futures_util::SinkExt;
-use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio_postgres::{Client, NoTls};
@@ -56,13 +55,33 @@ impl BenchDb {
             .with_context(|| {
                 format!("cannot create the database {name} (does the user have CREATEDB?)")
             })?;
-        let mut s = settings.clone();
-        s.database.url = SecretString::from(db.url.clone());
-        if let Err(e) = crate::run::migrate(&s).await {
-            db.drop().await;
-            return Err(e.context(format!("cannot migrate the database {name}")));
+        // `esurio migrate` against it (a child process, so its log stays out of the report).
+        let url = db.url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(std::env::current_exe()?)
+                .arg("migrate")
+                .env("ESURIO__DATABASE__URL", url)
+                .stdin(std::process::Stdio::null())
+                .output()
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r.map_err(anyhow::Error::from));
+        match out {
+            Ok(o) if o.status.success() => Ok(db),
+            Ok(o) => {
+                db.drop().await;
+                bail!(
+                    "`esurio migrate` failed on {name} ({}): {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            }
+            Err(e) => {
+                db.drop().await;
+                Err(e.context("cannot run `esurio migrate`"))
+            }
         }
-        Ok(db)
     }
 
     pub async fn connect(&self) -> anyhow::Result<Client> {
@@ -171,32 +190,47 @@ pub async fn batch_stats(client: &Client, group: &str) -> anyhow::Result<BatchSt
     })
 }
 
-/// One committed batch: its offsets and commit time (Unix ms, µs precision).
+/// One committed batch: its offsets, and when its transaction started and committed (Unix ms, µs
+/// precision). The start is the `ingested_at` (`now()`, the transaction's start) of the batch's
+/// first row in the family's first table.
 #[derive(Debug, Clone)]
 pub struct BatchRow {
-    pub topic: String,
     pub partition: i32,
     pub first_offset: i64,
     pub last_offset: i64,
+    pub started_ms: f64,
     pub committed_ms: f64,
 }
 
-pub async fn batches(client: &Client, group: &str) -> anyhow::Result<Vec<BatchRow>> {
+/// The committed batches of one topic, by partition and offset.
+pub async fn batches(
+    client: &Client,
+    group: &str,
+    topic: &str,
+    first_table: &str,
+) -> anyhow::Result<Vec<BatchRow>> {
     Ok(client
         .query(
-            "SELECT topic, partition, first_offset, last_offset,
-                    (extract(epoch FROM committed_at) * 1000)::float8
-               FROM ingest_batches WHERE consumer_group = $1
-              ORDER BY topic, partition, first_offset",
-            &[&group],
+            &format!(
+                "SELECT b.partition, b.first_offset, b.last_offset,
+                        coalesce(extract(epoch FROM t.ingested_at) * 1000, 'NaN')::float8,
+                        (extract(epoch FROM b.committed_at) * 1000)::float8
+                   FROM ingest_batches b
+                   LEFT JOIN {first_table} t
+                     ON t.source_topic = b.topic AND t.source_partition = b.partition
+                    AND t.source_offset = b.first_offset
+                  WHERE b.consumer_group = $1 AND b.topic = $2
+                  ORDER BY b.partition, b.first_offset"
+            ),
+            &[&group, &topic],
         )
         .await?
         .into_iter()
         .map(|r| BatchRow {
-            topic: r.get(0),
-            partition: r.get(1),
-            first_offset: r.get(2),
-            last_offset: r.get(3),
+            partition: r.get(0),
+            first_offset: r.get(1),
+            last_offset: r.get(2),
+            started_ms: r.get(3),
             committed_ms: r.get(4),
         })
         .collect())
@@ -334,4 +368,82 @@ pub async fn copy_all(client: &Client, data: &CopyData) -> anyhow::Result<f64> {
         }
     }
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// What the client backends of one database were doing, sampled every 20 ms from
+/// `pg_stat_activity`: per state, the number of (backend, sample) pairs. `active` backends count
+/// under their wait event (`IO:WALSync`, `LWLock:BufferContent`, `Client:ClientRead` when a
+/// COPY waits for data, ...) or `CPU` when they wait for nothing; the others under their state
+/// (`idle in transaction`: waiting for the client's next statement; `idle`: no transaction).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WaitProfile {
+    pub samples: u64,
+    pub counts: BTreeMap<String, u64>,
+}
+
+impl WaitProfile {
+    pub fn add(&mut self, other: &WaitProfile) {
+        self.samples += other.samples;
+        for (k, v) in &other.counts {
+            *self.counts.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// The average number of backends in each state, largest first.
+    pub fn averages(&self) -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = self
+            .counts
+            .iter()
+            .map(|(k, n)| (k.clone(), *n as f64 / self.samples.max(1) as f64))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    }
+}
+
+/// Samples a database's backends until stopped.
+pub struct WaitSampler {
+    stop: tokio_util::sync::CancellationToken,
+    handle: tokio::task::JoinHandle<WaitProfile>,
+}
+
+const WAIT_SAMPLE: &str = "SELECT CASE WHEN state = 'active'
+                 THEN coalesce(wait_event_type || ':' || wait_event, 'CPU')
+                 ELSE coalesce(state, 'unknown') END,
+            count(*)::int8
+       FROM pg_stat_activity
+      WHERE datname = current_database() AND pid <> pg_backend_pid()
+        AND backend_type = 'client backend'
+      GROUP BY 1";
+
+impl WaitSampler {
+    pub async fn start(url: &str) -> anyhow::Result<Self> {
+        let client = connect(url).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let handle = tokio::spawn(async move {
+            let mut p = WaitProfile::default();
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return p,
+                    _ = tick.tick() => {}
+                }
+                if let Ok(rows) = client.query(WAIT_SAMPLE, &[]).await {
+                    p.samples += 1;
+                    for r in rows {
+                        *p.counts.entry(r.get::<_, String>(0)).or_default() +=
+                            r.get::<_, i64>(1) as u64;
+                    }
+                }
+            }
+        });
+        Ok(Self { stop, handle })
+    }
+
+    pub async fn stop(self) -> WaitProfile {
+        self.stop.cancel();
+        self.handle.await.unwrap_or_default()
+    }
 }

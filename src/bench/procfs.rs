@@ -177,9 +177,12 @@ pub fn machine_cpu_secs() -> Option<(f64, f64)> {
     Some(((total - idle) as f64 / t, total as f64 / t))
 }
 
-/// One reading of everything the CPU-share figures need.
-#[derive(Debug, Clone, Copy, Default)]
+/// One reading of everything the CPU-share figures need. The stack's processes are looked up
+/// anew each time: other users of the stack may restart PostgreSQL or Kafka, and a difference
+/// across a restart means nothing (it is then not reported).
+#[derive(Debug, Clone, Default)]
 pub struct CpuSnapshot {
+    stack: Stack,
     pub worker: Option<f64>,
     pub pg: Option<f64>,
     pub kafka: Option<f64>,
@@ -189,7 +192,8 @@ pub struct CpuSnapshot {
 }
 
 impl CpuSnapshot {
-    pub fn take(stack: &Stack, worker: Option<u32>) -> Self {
+    pub fn take(worker: Option<u32>) -> Self {
+        let stack = Stack::find();
         let m = machine_cpu_secs();
         Self {
             worker: worker.and_then(cpu_secs),
@@ -198,7 +202,13 @@ impl CpuSnapshot {
             bench: cpu_secs(std::process::id()),
             machine_busy: m.map(|m| m.0),
             machine_total: m.map(|m| m.1),
+            stack,
         }
+    }
+
+    /// Whether PostgreSQL and Kafka are the same processes in both readings (not restarted).
+    pub fn same_stack(&self, later: &CpuSnapshot) -> bool {
+        self.stack.postmasters == later.stack.postmasters && self.stack.kafka == later.stack.kafka
     }
 
     /// What was used between `self` (earlier) and `later`.
@@ -208,8 +218,8 @@ impl CpuSnapshot {
             _ => None,
         };
         let worker = later.worker.map(|w| w - self.worker.unwrap_or(0.0));
-        let pg = d(self.pg, later.pg);
-        let kafka = d(self.kafka, later.kafka);
+        let pg = d(self.pg, later.pg).filter(|_| self.stack.postmasters == later.stack.postmasters);
+        let kafka = d(self.kafka, later.kafka).filter(|_| self.stack.kafka == later.stack.kafka);
         let bench = d(self.bench, later.bench);
         let busy = d(self.machine_busy, later.machine_busy);
         let other = busy.map(|b| {
