@@ -275,6 +275,12 @@ pub const MAX_JSON_DEPTH: usize = 32;
 
 fn decode_json(bytes: &[u8]) -> Result<Payload<'_>, DecodeError> {
     std::str::from_utf8(bytes).map_err(DecodeError::InvalidUtf8)?;
+    // serde would also accept a struct as a positional array; the contract is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(DecodeError::InvalidJson(
+            "a record must be a JSON object".into(),
+        ));
+    }
     let depth = json_depth(bytes);
     if depth > MAX_JSON_DEPTH {
         return Err(DecodeError::TooDeep(format!(
@@ -481,6 +487,8 @@ mod tests {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(reason(d.decode(deep.as_bytes())), "nesting_too_deep");
         assert_eq!(reason(d.decode(b" {\"symbol\": \"AB\"} ")), "ok");
+        // Regression (fuzz/regressions/*/json_array_record_accepted): arrays are not records.
+        assert_eq!(reason(d.decode(b" [\"AAPL\", \"XNAS\"]")), "invalid_json");
     }
 
     #[test]

@@ -196,7 +196,7 @@ fn parameters(v: Option<serde_json::Value>) -> Result<serde_json::Value, Validat
             "must be a JSON object",
         ));
     }
-    if v.to_string().contains("\\u0000") {
+    if has_nul(&v) {
         return Err(ValidationError::new(
             Reason::InvalidText,
             "parameters",
@@ -204,6 +204,16 @@ fn parameters(v: Option<serde_json::Value>) -> Result<serde_json::Value, Validat
         ));
     }
     Ok(v)
+}
+
+/// Whether any string or key in a JSON value holds U+0000 (jsonb cannot store it).
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 impl Family for Strategy {

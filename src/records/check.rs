@@ -538,7 +538,12 @@ mod tests {
     #[test]
     fn huge_day_counts_are_rejected_not_panics() {
         // Regressions from fuzz/regressions/*/date_days_overflow*.
-        for n in [106_751_991_167_301, -106_751_991_167_301, i64::MAX, i64::MIN] {
+        for n in [
+            106_751_991_167_301,
+            -106_751_991_167_301,
+            i64::MAX,
+            i64::MIN,
+        ] {
             assert_eq!(
                 date(Some(WireDate::Days(n)), "d").unwrap_err().reason,
                 Reason::InvalidTimestamp

@@ -413,3 +413,45 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod regressions {
+    use super::*;
+    use crate::sink::copy::StagedRows;
+    use std::time::Duration;
+
+    fn strategy(params: &str) -> Result<(), RecordError> {
+        let f = family("strategy").unwrap();
+        let ctx = Ctx::new(Duration::from_secs(300), Duration::from_secs(86400 * 365));
+        let json = format!(
+            r#"{{"strategy_id":"s","version":1,"name":"n","parameters":{params},"created_at":"{}"}}"#,
+            chrono::Utc::now().to_rfc3339()
+        );
+        let l = Lineage {
+            topic: "t",
+            partition: 0,
+            offset: 0,
+        };
+        (f.process)(
+            Payload::Json(json.as_bytes()),
+            &ctx,
+            &l,
+            &mut StagedRows::new(1),
+        )
+    }
+
+    #[test]
+    fn strategy_parameters_nul_is_rejected_but_an_escaped_backslash_is_not() {
+        // Regression (fuzz/regressions/json_record/strategy_parameters_backslash_u0000_rejected):
+        // the text `\u0000` (a backslash then "u0000") is fine; a real U+0000 is not.
+        assert!(strategy(r#"{"a":"x\\u0000"}"#).is_ok());
+        assert_eq!(
+            strategy(r#"{"a":"x\u0000"}"#).unwrap_err().reason(),
+            "invalid_text"
+        );
+        assert_eq!(
+            strategy(r#"{"k\u0000":1}"#).unwrap_err().reason(),
+            "invalid_text"
+        );
+    }
+}
