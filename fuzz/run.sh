@@ -16,6 +16,7 @@ extra=()
 case "$target" in
   decode_any | json_record) extra+=(-dict=fuzz/dict/records.dict -max_len=8192) ;;
   avro_single_object) extra+=(-max_len=8192) ;;
+  validators) extra+=(-max_len=1024 -len_control=0) ;;
 esac
 # Smaller ASan quarantine so that -rss_limit_mb measures the code, not freed memory ASan keeps.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=32}

@@ -49,28 +49,95 @@ const STRINGS: &[&str] = &[
 ];
 
 const INTS: &[i64] = &[
-    0, 1, -1, 2, 3, 4, 5, 1899, 1900, 2025, 2200, 2201, 3600, 20393, -719162, 2932896, 2932897,
-    i32::MAX as i64, i32::MAX as i64 + 1, i32::MIN as i64, i32::MIN as i64 - 1, i64::MAX, i64::MIN,
-    i64::MAX / 1000, i64::MIN / 1000, i64::MAX / 86_400, i64::MAX / 86_400 + 1, i64::MAX / 86_400_000,
-    8_210_266_876_799_999, 8_210_266_876_800_000, -8_334_632_851_200_000, 106_751_991_167_300,
-    106_751_991_167_301, 1 << 53, (1 << 53) + 1,
+    0,
+    1,
+    -1,
+    2,
+    3,
+    4,
+    5,
+    1899,
+    1900,
+    2025,
+    2200,
+    2201,
+    3600,
+    20393,
+    -719162,
+    2932896,
+    2932897,
+    i32::MAX as i64,
+    i32::MAX as i64 + 1,
+    i32::MIN as i64,
+    i32::MIN as i64 - 1,
+    i64::MAX,
+    i64::MIN,
+    i64::MAX / 1000,
+    i64::MIN / 1000,
+    i64::MAX / 86_400,
+    i64::MAX / 86_400 + 1,
+    i64::MAX / 86_400_000,
+    8_210_266_876_799_999,
+    8_210_266_876_800_000,
+    -8_334_632_851_200_000,
+    106_751_991_167_300,
+    106_751_991_167_301,
+    1 << 53,
+    (1 << 53) + 1,
 ];
 
 const FLOATS: &[f64] = &[
-    0.0, -0.0, 1.0, -1.0, 0.5, 1.0000000000000002, 0.9999999999999999, -1.0000000000000002,
-    f64::MIN_POSITIVE, 5e-324, -5e-324, 1e308, f64::MAX, f64::MIN, 1e-7, 189.5, 189.4, 189.6, 10.0,
-    10.5, 9.5, 11.0, 2.5, 3.0,
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    1.0000000000000002,
+    0.9999999999999999,
+    -1.0000000000000002,
+    f64::MIN_POSITIVE,
+    5e-324,
+    -5e-324,
+    1e308,
+    f64::MAX,
+    f64::MIN,
+    1e-7,
+    189.5,
+    189.4,
+    189.6,
+    10.0,
+    10.5,
+    9.5,
+    11.0,
+    2.5,
+    3.0,
 ];
 
 /// Offsets from NOW_MS around the plausibility window (5 minutes ahead, 20 years back).
 const TIME_OFFSETS_MS: &[i64] = &[
-    0, -1, 1, 300_000, 300_001, 299_999, -3_600_000, -631_152_000_000, -631_152_000_001,
-    -631_151_999_999, -631_152_000_000 + 86_400_000,
+    0,
+    -1,
+    1,
+    300_000,
+    300_001,
+    299_999,
+    -3_600_000,
+    -631_152_000_000,
+    -631_152_000_001,
+    -631_151_999_999,
+    -631_152_000_000 + 86_400_000,
 ];
 
 const EXTRA_KEYS: &[&str] = &["extra", "Symbol", "", "__proto__", "ts ", "entities_"];
 const NESTED_KEYS: &[&str] = &[
-    "name", "entity_type", "symbol", "salience", "sentiment", "price", "size", "extra",
+    "name",
+    "entity_type",
+    "symbol",
+    "salience",
+    "sentiment",
+    "price",
+    "size",
+    "extra",
 ];
 
 thread_local! {
@@ -99,7 +166,10 @@ fn string(u: &mut Unstructured<'_>) -> Result<String> {
         4 => {
             // Near the length limits: a piece repeated up to past 64 KiB.
             let piece = *pick(u, &["a", "A", "é", " ", "🦀", "9", "\u{0}"])?;
-            let n = *pick(u, &[31usize, 32, 33, 63, 64, 65, 127, 128, 129, 199, 200, 201])?;
+            let n = *pick(
+                u,
+                &[31usize, 32, 33, 63, 64, 65, 127, 128, 129, 199, 200, 201],
+            )?;
             let n = if u.arbitrary::<bool>()? {
                 n
             } else {
@@ -110,7 +180,10 @@ fn string(u: &mut Unstructured<'_>) -> Result<String> {
         5 => {
             // A dictionary value with something around it.
             let s = *pick(u, STRINGS)?;
-            let around = *pick(u, &[" ", "\t", "\n", "\u{0}", "\u{a0}", "\u{feff}", "x", "."])?;
+            let around = *pick(
+                u,
+                &[" ", "\t", "\n", "\u{0}", "\u{a0}", "\u{feff}", "x", "."],
+            )?;
             match u.int_in_range(0u8..=2)? {
                 0 => format!("{around}{s}"),
                 1 => format!("{s}{around}"),
@@ -193,7 +266,9 @@ fn array(u: &mut Unstructured<'_>, depth: u8) -> Result<Json> {
     // Sometimes repeat the last element up to past the caps (500 entities, 1000 levels).
     if let (Some(last), true) = (items.last().cloned(), u.ratio(1u8, 4)?) {
         let want = *pick(u, &[499usize, 500, 501, 999, 1000, 1001])?;
-        let size = serde_json::to_vec(&last).map_or(usize::MAX, |v| v.len()).max(1);
+        let size = serde_json::to_vec(&last)
+            .map_or(usize::MAX, |v| v.len())
+            .max(1);
         let n = items.len() + take_budget(size.saturating_mul(want - items.len())) / size;
         while items.len() < n {
             items.push(last.clone());
@@ -220,7 +295,10 @@ fn edit(u: &mut Unstructured<'_>, rec: &mut Map<String, Json>) -> Result<String>
                 unreachable!()
             };
             if items.is_empty() || u.ratio(1u8, 8)? {
-                let new = items.first().cloned().unwrap_or_else(|| Json::Object(Map::new()));
+                let new = items
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| Json::Object(Map::new()));
                 items.push(new);
             }
             let i = u.choose_index(items.len())?;
@@ -287,7 +365,14 @@ fuzz_target!(|data: &[u8]| {
     let rec = seen;
     let from_json = run(f, decoder, &text, true);
 
-    if let ([k], Outcome::Record { reason, field: Some(field) }) = (&edited[..], &from_json) {
+    if let (
+        [k],
+        Outcome::Record {
+            reason,
+            field: Some(field),
+        },
+    ) = (&edited[..], &from_json)
+    {
         assert!(
             blames(k, field, reason),
             "{}: only {k:?} was changed from a valid record, but the error blames {field:?} ({reason})\nrecord: {rec}",
@@ -319,7 +404,10 @@ fuzz_target!(|data: &[u8]| {
 
 fn describe(o: &Outcome) -> String {
     match o {
-        Outcome::Rows(t) => format!("ok, rows {:?}", t.iter().map(|(_, n)| n).collect::<Vec<_>>()),
+        Outcome::Rows(t) => format!(
+            "ok, rows {:?}",
+            t.iter().map(|(_, n)| n).collect::<Vec<_>>()
+        ),
         other => format!("{other:?}"),
     }
 }

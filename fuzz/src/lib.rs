@@ -197,8 +197,7 @@ pub fn assert_snake_case(r: &str) {
         && r.as_bytes()[0].is_ascii_lowercase()
         && !r.ends_with('_')
         && !r.contains("__")
-        && r
-            .bytes()
+        && r.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     assert!(ok, "reason code {r:?} is not non-empty ASCII snake_case");
 }
@@ -238,7 +237,10 @@ fn check_record_error(e: &RecordError) -> (&'static str, Option<&'static str>) {
                 "{:?} is missing from Reason::ALL",
                 v.reason
             );
-            assert!(!v.field.is_empty(), "{r}: a validation error names no field");
+            assert!(
+                !v.field.is_empty(),
+                "{r}: a validation error names no field"
+            );
             assert!(!v.message.is_empty(), "{r}: empty message");
             assert!(!v.is_retriable());
             (r, Some(v.field))
@@ -349,7 +351,8 @@ fn checked(
                     spec.name
                 );
                 assert!(staged.days.is_empty());
-                if let (Some(text), "invalid_text", Some("parameters")) = (json_text, reason, field) {
+                if let (Some(text), "invalid_text", Some("parameters")) = (json_text, reason, field)
+                {
                     check_parameters_nul(spec.name, text);
                 }
                 Outcome::Record { reason, field }
@@ -638,15 +641,31 @@ fn maybe_write_seeds() {
             so.extend_from_slice(&decode::fingerprint(decs[i].schema()));
             so.extend_from_slice(&body);
             let tag = [i as u8];
-            put("decode_any", &format!("{}.json", spec.name), &[&tag[..], &text].concat());
-            put("decode_any", &format!("{}.avro", spec.name), &[&tag[..], &so].concat());
+            put(
+                "decode_any",
+                &format!("{}.json", spec.name),
+                &[&tag[..], &text].concat(),
+            );
+            put(
+                "decode_any",
+                &format!("{}.avro", spec.name),
+                &[&tag[..], &so].concat(),
+            );
             put("avro_single_object", spec.name, &[&tag[..], &body].concat());
             put("json_record", spec.name, &[&tag[..], &text].concat());
             // validators: the family byte, then "one edit": a field index and a value choice.
             put("validators", spec.name, &[i as u8, 0, 0, 0, 0]);
         }
-        put("decode_any", "registry_frame", b"\x00\x00\x00\x00\x00\x01\x02");
+        put(
+            "decode_any",
+            "registry_frame",
+            b"\x00\x00\x00\x00\x00\x01\x02",
+        );
         put("decode_any", "ws_json", b"\x00 \n{\"symbol\": \" aapl \"}");
-        put("json_record", "nested", b"\x03{\"entities\":[[[[{}]]]],\"body\":\"\\u0000\"}");
+        put(
+            "json_record",
+            "nested",
+            b"\x03{\"entities\":[[[[{}]]]],\"body\":\"\\u0000\"}",
+        );
     });
 }
