@@ -148,7 +148,7 @@ pub struct BenchArgs {
 
     /// Times a failed measurement is repeated before the benchmark gives up (the stack may be
     /// shared with tests that restart PostgreSQL or Kafka).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 2, value_name = "N")]
     pub retries: usize,
 
     /// Prefix of the databases, topics and consumer groups the benchmark creates.

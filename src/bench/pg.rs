@@ -88,24 +88,33 @@ impl BenchDb {
         connect(&self.url).await
     }
 
-    /// Drops the database (best effort, reported on failure).
+    /// Drops the database (best effort: retried for a minute while PostgreSQL is unreachable,
+    /// e.g. restarted by another user of the stack; reported on failure).
     pub async fn drop(&self) {
-        let res = async {
-            let admin = connect(&self.admin_url).await?;
-            admin
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .await?;
-            anyhow::Ok(())
-        }
-        .await;
-        if let Err(e) = res {
-            eprintln!(
-                "bench: warning: cannot drop the database {}: {e:#}",
-                self.name
-            );
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let res = async {
+                let admin = connect(&self.admin_url).await?;
+                admin
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        self.name
+                    ))
+                    .await?;
+                anyhow::Ok(())
+            }
+            .await;
+            match res {
+                Ok(()) => return,
+                Err(e) if Instant::now() >= deadline => {
+                    eprintln!(
+                        "bench: warning: cannot drop the database {}: {e:#}",
+                        self.name
+                    );
+                    return;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_secs(2)).await,
+            }
         }
     }
 }
@@ -203,35 +212,53 @@ pub struct BatchRow {
 }
 
 /// The committed batches of one topic, by partition and offset.
+///
+/// The transaction starts come from one scan of the family's first table, grouped by partition
+/// and `ingested_at` (a batch's rows share its transaction's `now()`), not from a join: the fresh
+/// tables have no statistics, and the planner's nested loop over them took minutes.
 pub async fn batches(
     client: &Client,
     group: &str,
     topic: &str,
     first_table: &str,
 ) -> anyhow::Result<Vec<BatchRow>> {
-    Ok(client
+    let starts: std::collections::HashMap<(i32, i64), f64> = client
         .query(
             &format!(
-                "SELECT b.partition, b.first_offset, b.last_offset,
-                        coalesce(extract(epoch FROM t.ingested_at) * 1000, 'NaN')::float8,
-                        (extract(epoch FROM b.committed_at) * 1000)::float8
-                   FROM ingest_batches b
-                   LEFT JOIN {first_table} t
-                     ON t.source_topic = b.topic AND t.source_partition = b.partition
-                    AND t.source_offset = b.first_offset
-                  WHERE b.consumer_group = $1 AND b.topic = $2
-                  ORDER BY b.partition, b.first_offset"
+                "SELECT source_partition, min(source_offset),
+                        (extract(epoch FROM ingested_at) * 1000)::float8
+                   FROM {first_table} WHERE source_topic = $1
+                  GROUP BY source_partition, ingested_at"
             ),
+            &[&topic],
+        )
+        .await?
+        .into_iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    Ok(client
+        .query(
+            "SELECT partition, first_offset, last_offset,
+                    (extract(epoch FROM committed_at) * 1000)::float8
+               FROM ingest_batches
+              WHERE consumer_group = $1 AND topic = $2
+              ORDER BY partition, first_offset",
             &[&group, &topic],
         )
         .await?
         .into_iter()
-        .map(|r| BatchRow {
-            partition: r.get(0),
-            first_offset: r.get(1),
-            last_offset: r.get(2),
-            started_ms: r.get(3),
-            committed_ms: r.get(4),
+        .map(|r| {
+            let (partition, first_offset) = (r.get(0), r.get(1));
+            BatchRow {
+                partition,
+                first_offset,
+                last_offset: r.get(2),
+                started_ms: starts
+                    .get(&(partition, first_offset))
+                    .copied()
+                    .unwrap_or(f64::NAN),
+                committed_ms: r.get(3),
+            }
         })
         .collect())
 }
