@@ -138,8 +138,8 @@ impl Default for BatchSettings {
         Self {
             max_records: 5000,
             max_bytes: 8 * 1024 * 1024,
-            linger: Duration::from_millis(200),
-            queue_depth: 2,
+            linger: Duration::from_millis(50),
+            queue_depth: 8,
         }
     }
 }

@@ -98,7 +98,9 @@ pub enum Measure {
 /// lets it create and delete topics). Creates, and drops again, its own databases
 /// (`<name>_<id>_...`), topics (`<name>.<id>.<format>.<family>`) and consumer groups, so it can run
 /// next to other users of the same stack. Worker settings (batch.*, database.pool_size, ...) come
-/// from the environment and config files, as for `esurio run`.
+/// from the environment and config files, as for `esurio run`: the worker inherits this process's
+/// environment and working directory, so choose its config directory with ESURIO_CONFIG_DIR (a
+/// --config-dir flag is not passed on).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Records to produce (per encoding; spread evenly over the families of the workload).

@@ -256,7 +256,11 @@ impl TopicWorker {
             .set(
                 "queued.max.messages.kbytes",
                 k.queued_max_kbytes.to_string(),
-            );
+            )
+            // librdkafka's default (1 s) stops fetching a partition for a whole second once its
+            // local queue is full; with pause/resume backpressure that idled the writers half the
+            // time (docs/PERFORMANCE.md).
+            .set("fetch.queue.backoff.ms", "10");
         for (key, v) in &k.librdkafka {
             c.set(key, v);
         }
