@@ -43,8 +43,9 @@ pub struct KafkaSettings {
     /// the source of truth).
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
-    /// Prefetch bound per consumer (librdkafka `queued.max.messages.kbytes`): caps memory held in
-    /// fetched-but-unprocessed messages.
+    /// Prefetch bound per assigned partition (librdkafka `queued.max.messages.kbytes`, which
+    /// librdkafka checks against each partition's fetch queue): caps memory held in
+    /// fetched-but-unprocessed messages at about this times the number of assigned partitions.
     pub queued_max_kbytes: u32,
     /// `partition.assignment.strategy`: `cooperative-sticky` moves only the partitions that must move.
     pub assignment_strategy: String,
@@ -173,6 +174,24 @@ pub struct DatabaseSettings {
     pub retry_initial_backoff: Duration,
     #[serde(with = "humantime_serde")]
     pub retry_max_backoff: Duration,
+    /// How a batch's rows reach their tables; see [`WritePath`].
+    pub write_path: WritePath,
+}
+
+/// How a batch's valid rows are written (both keep exactly-once: the offset compare-and-set is in
+/// the same transaction either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WritePath {
+    /// COPY straight into the target tables under a savepoint; if a row conflicts (a duplicate
+    /// natural key) or is rejected, roll back to the savepoint and take the staged path, and keep
+    /// taking it for the next few batches of that family (replays come in runs).
+    #[default]
+    Auto,
+    /// Always COPY into a temporary staging table and merge with `INSERT .. ON CONFLICT DO
+    /// NOTHING`: costs more per row, but never repeats a COPY. For replaying topics known to hold
+    /// mostly rows already written, and for measuring the merge's cost (docs/PERFORMANCE.md).
+    Staged,
 }
 
 impl Default for DatabaseSettings {
@@ -187,6 +206,7 @@ impl Default for DatabaseSettings {
             statement_timeout: Duration::from_secs(120),
             retry_initial_backoff: Duration::from_millis(100),
             retry_max_backoff: Duration::from_secs(10),
+            write_path: WritePath::Auto,
         }
     }
 }

@@ -11,6 +11,8 @@
 //! 3. **Ceiling**: the same rows, decoded, validated and COPY-encoded beforehand by the worker's
 //!    own code (with the same lineage), streamed by one plain `COPY ... FROM STDIN (FORMAT binary)`
 //!    per table on one connection into an equally fresh database: what PostgreSQL itself can take.
+//!    `ceiling-parallel` does the same on one connection per partition at once (the worker's
+//!    parallelism), for comparison.
 //! 4. **Latency**: fresh topics, the worker started and warmed up, then records produced at a fixed
 //!    rate (`--latency-load` x the median end-to-end rate) for `--latency-duration`, evenly over
 //!    the partitions, each stamped with its send time as its Kafka CreateTime. A record's latency is
@@ -86,8 +88,11 @@ impl BenchFormat {
 pub enum Measure {
     /// The worker, end to end.
     E2e,
-    /// Raw COPY of the same rows on one connection.
+    /// Raw COPY of the same rows on one connection (the ceiling the ratio is taken against).
     Ceiling,
+    /// Raw COPY of the same rows on one connection per partition at once: the ceiling with the
+    /// worker's parallelism (informational; on few cores it may be no faster than one).
+    CeilingParallel,
     /// Per-record latency at a fixed offered rate.
     Latency,
 }
@@ -116,7 +121,7 @@ pub struct BenchArgs {
     pub formats: Vec<BenchFormat>,
 
     /// Measurements to take, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Measure::E2e, Measure::Ceiling, Measure::Latency])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Measure::E2e, Measure::Ceiling, Measure::CeilingParallel, Measure::Latency])]
     pub measure: Vec<Measure>,
 
     /// Repetitions of each measurement (medians are reported).
@@ -216,6 +221,8 @@ pub struct E2eRun {
 #[derive(Debug, Clone, Serialize)]
 pub struct CeilingRun {
     pub rep: usize,
+    /// Connections streaming at once.
+    pub connections: usize,
     pub secs: f64,
     pub rows_per_s: f64,
     pub cpu: CpuUse,
@@ -260,12 +267,16 @@ pub struct VariantSummary {
     pub ceiling_rows_per_s: Option<Spread>,
     /// median(e2e) / median(ceiling); min and max over the per-repetition ratios.
     pub ratio: Option<Spread>,
+    /// The same with one COPY connection per partition.
+    pub ceiling_parallel_rows_per_s: Option<Spread>,
+    pub ratio_parallel: Option<Spread>,
     pub peak_rss_mib: Option<Spread>,
     pub worker_cpu_secs: Option<Spread>,
     pub pg_cpu_secs: Option<Spread>,
     pub kafka_cpu_secs: Option<Spread>,
     pub other_cpu_secs: Option<Spread>,
     pub ceiling_pg_cpu_secs: Option<Spread>,
+    pub ceiling_parallel_pg_cpu_secs: Option<Spread>,
     pub records_per_batch: Option<Spread>,
     pub latency_rate: Option<f64>,
     pub latency_p50_ms: Option<Spread>,
@@ -276,6 +287,7 @@ pub struct VariantSummary {
     /// Average number of the database's client backends per state, over all runs of a kind.
     pub e2e_waits: Vec<(String, f64)>,
     pub ceiling_waits: Vec<(String, f64)>,
+    pub ceiling_parallel_waits: Vec<(String, f64)>,
     pub latency_waits: Vec<(String, f64)>,
 }
 
@@ -288,6 +300,7 @@ pub struct VariantReport {
     pub copy_bytes: Option<u64>,
     pub e2e: Vec<E2eRun>,
     pub ceiling: Vec<CeilingRun>,
+    pub ceiling_parallel: Vec<CeilingRun>,
     pub latency: Vec<LatencyRun>,
     pub summary: VariantSummary,
 }
@@ -630,7 +643,9 @@ impl Bench<'_> {
             fill.total_rows,
             fill.secs
         );
-        let copy: Option<Arc<CopyData>> = if a.measure.contains(&Measure::Ceiling) {
+        let copy: Option<Arc<CopyData>> = if a.measure.contains(&Measure::Ceiling)
+            || a.measure.contains(&Measure::CeilingParallel)
+        {
             let started = Instant::now();
             let settings = self.settings.clone();
             let families = self.families.clone();
@@ -666,6 +681,7 @@ impl Bench<'_> {
             fill,
             e2e: Vec::new(),
             ceiling: Vec::new(),
+            ceiling_parallel: Vec::new(),
             latency: Vec::new(),
             summary: VariantSummary::default(),
         };
@@ -690,19 +706,30 @@ impl Bench<'_> {
                 v.e2e.push(r);
             }
             if let Some(data) = &copy {
-                let r = retried!(
-                    self,
-                    a.retries,
-                    format!("[{}] ceiling #{rep}", fmt.as_str()),
-                    self.ceiling(fmt, rep, data, &v.fill)
-                );
-                eprintln!(
-                    "bench: [{}] ceiling #{rep}: {:.1}s, {} rows/s",
-                    fmt.as_str(),
-                    r.secs,
-                    thousands(r.rows_per_s)
-                );
-                v.ceiling.push(r);
+                let parallel = a.partitions.max(1) as usize;
+                for (measure, connections) in
+                    [(Measure::Ceiling, 1), (Measure::CeilingParallel, parallel)]
+                {
+                    if !a.measure.contains(&measure) {
+                        continue;
+                    }
+                    let r = retried!(
+                        self,
+                        a.retries,
+                        format!("[{}] ceiling x{connections} #{rep}", fmt.as_str()),
+                        self.ceiling(fmt, rep, connections, data, &v.fill)
+                    );
+                    eprintln!(
+                        "bench: [{}] ceiling x{connections} #{rep}: {:.1}s, {} rows/s",
+                        fmt.as_str(),
+                        r.secs,
+                        thousands(r.rows_per_s)
+                    );
+                    match measure {
+                        Measure::Ceiling => v.ceiling.push(r),
+                        _ => v.ceiling_parallel.push(r),
+                    }
+                }
             }
         }
         drop(copy);
@@ -936,25 +963,35 @@ impl Bench<'_> {
         &self,
         fmt: BenchFormat,
         rep: usize,
+        connections: usize,
         data: &CopyData,
         fill: &kafka::Filled,
     ) -> anyhow::Result<CeilingRun> {
-        let db = BenchDb::create(self.settings, &self.db_name(fmt, "copy", rep)).await?;
+        let db = BenchDb::create(
+            self.settings,
+            &self.db_name(fmt, &format!("copy{connections}"), rep),
+        )
+        .await?;
         let res = async {
             let client = db.connect().await?;
             pg::ensure_partitions_ahead(&client).await?;
+            let mut clients = vec![client];
+            while clients.len() < connections {
+                clients.push(db.connect().await?);
+            }
             let sampler = pg::WaitSampler::start(&db.url).await?;
             let cpu0 = CpuSnapshot::take(None);
-            let secs = pg::copy_all(&client, data).await;
+            let secs = pg::copy_all(&clients, data).await;
             let cpu1 = CpuSnapshot::take(None);
             let waits = sampler.stop().await;
             let secs = secs?;
             if !cpu0.same_stack(&cpu1) {
                 bail!("PostgreSQL or Kafka was restarted during the run");
             }
-            pg::verify_rows(&client, &fill.rows).await?;
+            pg::verify_rows(&clients[0], &fill.rows).await?;
             anyhow::Ok(CeilingRun {
                 rep,
+                connections,
                 secs,
                 rows_per_s: data.rows as f64 / secs,
                 cpu: cpu0.until(&cpu1),
@@ -1169,11 +1206,12 @@ fn summarize(v: &VariantReport) -> VariantSummary {
     let l = &v.latency;
     let e2e = Spread::of(e.iter().map(|r| r.rows_per_s));
     let ceiling = Spread::of(c.iter().map(|r| r.rows_per_s));
-    let ratio = match (e2e, ceiling) {
+    let ceiling_parallel = Spread::of(v.ceiling_parallel.iter().map(|r| r.rows_per_s));
+    let ratio_to = |ceiling: Option<Spread>, runs: &[CeilingRun]| match (e2e, ceiling) {
         (Some(a), Some(b)) => {
             let per_rep: Vec<f64> = e
                 .iter()
-                .zip(c)
+                .zip(runs)
                 .map(|(x, y)| x.rows_per_s / y.rows_per_s)
                 .collect();
             Spread::of(per_rep.iter().copied()).map(|s| Spread {
@@ -1183,18 +1221,25 @@ fn summarize(v: &VariantReport) -> VariantSummary {
         }
         _ => None,
     };
+    let ratio = ratio_to(ceiling, c);
+    let ratio_parallel = ratio_to(ceiling_parallel, &v.ceiling_parallel);
     VariantSummary {
         e2e_rows_per_s: e2e,
         e2e_steady_rows_per_s: Spread::of(e.iter().map(|r| r.steady_rows_per_s)),
         e2e_startup_secs: Spread::of(e.iter().map(|r| r.startup_secs)),
         ceiling_rows_per_s: ceiling,
         ratio,
+        ceiling_parallel_rows_per_s: ceiling_parallel,
+        ratio_parallel,
         peak_rss_mib: Spread::of(e.iter().map(|r| r.peak_rss_mib)),
         worker_cpu_secs: Spread::of(e.iter().filter_map(|r| r.cpu.worker)),
         pg_cpu_secs: Spread::of(e.iter().filter_map(|r| r.cpu.pg)),
         kafka_cpu_secs: Spread::of(e.iter().filter_map(|r| r.cpu.kafka)),
         other_cpu_secs: Spread::of(e.iter().filter_map(|r| r.cpu.other)),
         ceiling_pg_cpu_secs: Spread::of(c.iter().filter_map(|r| r.cpu.pg)),
+        ceiling_parallel_pg_cpu_secs: Spread::of(
+            v.ceiling_parallel.iter().filter_map(|r| r.cpu.pg),
+        ),
         records_per_batch: Spread::of(e.iter().map(|r| r.records_per_batch)),
         latency_rate: v.summary.latency_rate,
         latency_p50_ms: Spread::of(l.iter().map(|r| r.p50_ms)),
@@ -1204,6 +1249,7 @@ fn summarize(v: &VariantReport) -> VariantSummary {
         latency_in_tx_p99_ms: Spread::of(l.iter().map(|r| r.in_tx_p99_ms)),
         e2e_waits: merged(e.iter().map(|r| &r.waits)),
         ceiling_waits: merged(c.iter().map(|r| &r.waits)),
+        ceiling_parallel_waits: merged(v.ceiling_parallel.iter().map(|r| &r.waits)),
         latency_waits: merged(l.iter().map(|r| &r.waits)),
     }
 }
@@ -1289,6 +1335,20 @@ fn summary_table(r: &Report) -> String {
             s.ratio.map(|x| x.median >= 0.85),
         );
         row(
+            format!("raw COPY, {} connections, rows/s", r.partitions),
+            s.ceiling_parallel_rows_per_s,
+            0,
+            "",
+            None,
+        );
+        row(
+            format!("ratio end-to-end / {}-connection COPY", r.partitions),
+            s.ratio_parallel,
+            3,
+            "",
+            None,
+        );
+        row(
             "end-to-end steady rows/s (1st-last commit)".into(),
             s.e2e_steady_rows_per_s,
             0,
@@ -1339,6 +1399,13 @@ fn summary_table(r: &Report) -> String {
             None,
         );
         row(
+            "PostgreSQL CPU during parallel ceiling, s".into(),
+            s.ceiling_parallel_pg_cpu_secs,
+            1,
+            "",
+            None,
+        );
+        row(
             "records per batch (e2e)".into(),
             s.records_per_batch,
             0,
@@ -1381,6 +1448,7 @@ fn summary_table(r: &Report) -> String {
         for (what, w) in [
             ("e2e", &s.e2e_waits),
             ("ceiling", &s.ceiling_waits),
+            ("parallel ceiling", &s.ceiling_parallel_waits),
             ("latency", &s.latency_waits),
         ] {
             if w.is_empty() {

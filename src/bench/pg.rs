@@ -363,29 +363,28 @@ pub fn encode_topics(
     Ok(data)
 }
 
-/// The ceiling: one `COPY <table> (...) FROM STDIN (FORMAT binary)` per table (the columns of
-/// `Table::direct_copy_sql`, the statement the worker's fast path runs), each streaming all of
-/// the table's rows, on one connection, autocommit. Returns the seconds it took.
-pub async fn copy_all(client: &Client, data: &CopyData) -> anyhow::Result<f64> {
+/// The ceiling: `COPY <table> (...) FROM STDIN (FORMAT binary)` (the columns of
+/// `Table::direct_copy_sql`, the statement the worker's fast path runs), autocommit, on all of
+/// `clients` at once: connection k streams every k-th encoded chunk of each table in one COPY per
+/// table (parents before children, so foreign keys hold). With one connection this is the plain
+/// single-stream ceiling; with one per partition it has the worker's parallelism. Returns the
+/// seconds it took.
+pub async fn copy_all(clients: &[Client], data: &CopyData) -> anyhow::Result<f64> {
     let started = Instant::now();
-    for td in &data.tables {
-        if td.rows == 0 {
-            continue;
-        }
-        let sink = client
-            .copy_in::<_, Bytes>(&td.table.direct_copy_sql())
-            .await?;
-        futures_util::pin_mut!(sink);
-        sink.feed(Bytes::from_static(COPY_HEADER)).await?;
-        for c in &td.chunks {
-            if !c.starts_with(COPY_HEADER) || !c.ends_with(COPY_TRAILER) {
-                bail!("an encoded COPY buffer does not have the expected header and trailer");
+    let n = clients.len().max(1);
+    let per_connection = clients.iter().enumerate().map(|(k, client)| async move {
+        let mut written = vec![0u64; data.tables.len()];
+        for (t, td) in data.tables.iter().enumerate() {
+            let mine: Vec<&Bytes> = td.chunks.iter().skip(k).step_by(n).collect();
+            if td.rows > 0 && !mine.is_empty() {
+                written[t] = copy_chunks(client, td.table, &mine).await?;
             }
-            sink.feed(c.slice(COPY_HEADER.len()..c.len() - COPY_TRAILER.len()))
-                .await?;
         }
-        sink.feed(Bytes::from_static(COPY_TRAILER)).await?;
-        let n = sink.finish().await?;
+        anyhow::Ok(written)
+    });
+    let written = futures_util::future::try_join_all(per_connection).await?;
+    for (t, td) in data.tables.iter().enumerate() {
+        let n: u64 = written.iter().map(|w| w[t]).sum();
         if n != td.rows {
             bail!(
                 "COPY into {} wrote {n} rows, {} expected",
@@ -395,6 +394,23 @@ pub async fn copy_all(client: &Client, data: &CopyData) -> anyhow::Result<f64> {
         }
     }
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// One COPY streaming the given encoded chunks (each a complete binary COPY buffer) as one stream:
+/// one header, the chunks' tuples, one trailer. Returns the rows written.
+async fn copy_chunks(client: &Client, table: &Table, chunks: &[&Bytes]) -> anyhow::Result<u64> {
+    let sink = client.copy_in::<_, Bytes>(&table.direct_copy_sql()).await?;
+    futures_util::pin_mut!(sink);
+    sink.feed(Bytes::from_static(COPY_HEADER)).await?;
+    for c in chunks {
+        if !c.starts_with(COPY_HEADER) || !c.ends_with(COPY_TRAILER) {
+            bail!("an encoded COPY buffer does not have the expected header and trailer");
+        }
+        sink.feed(c.slice(COPY_HEADER.len()..c.len() - COPY_TRAILER.len()))
+            .await?;
+    }
+    sink.feed(Bytes::from_static(COPY_TRAILER)).await?;
+    Ok(sink.finish().await?)
 }
 
 /// What the client backends of one database were doing, sampled every 20 ms from

@@ -3,6 +3,7 @@
 
 use super::{is_data_error, SinkError};
 use crate::batch::{Batch, Quarantined};
+use crate::config::WritePath;
 use crate::sink::copy::Table;
 use bytes::Bytes;
 use deadpool_postgres::{Pool, Transaction};
@@ -47,6 +48,7 @@ pub struct Sink {
     /// A batch that hits a conflict (a duplicate or a rejected row) makes the next few skip the
     /// direct attempt, since replays come in runs.
     skip_direct: Mutex<std::collections::HashMap<&'static str, u32>>,
+    write_path: WritePath,
 }
 
 /// Batches that take the staging path after a direct COPY failed on a conflict.
@@ -62,6 +64,7 @@ impl Sink {
             max_backoff: s.retry_max_backoff,
             partitions: Mutex::new(HashSet::new()),
             skip_direct: Mutex::new(std::collections::HashMap::new()),
+            write_path: s.write_path,
         })
     }
 
@@ -338,6 +341,9 @@ impl Sink {
         batch: &Batch,
     ) -> Result<Option<u64>, SinkError> {
         let family = batch.family.name;
+        if self.write_path == WritePath::Staged {
+            return Ok(None);
+        }
         {
             let mut skip = self.skip_direct.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(n) = skip.get_mut(family) {
