@@ -3,12 +3,70 @@
 //!
 //! A batch is cut when it reaches `batch.max_records` records or `batch.max_bytes` encoded bytes, or
 //! when its oldest record has waited `batch.linger`.
+//!
+//! Every batch charges the memory it holds to the process-wide [`MemoryBudget`] while it exists
+//! (being built, queued, or written), and gives it back when it is dropped.
 
 use crate::config::BatchSettings;
 use crate::records::FamilySpec;
 use crate::sink::copy::StagedRows;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The bound on memory held in batches across all topics and partitions (`batch.max_in_flight_bytes`).
+/// Per-partition bounds alone (queue depth x batch size) grow with the number of partitions: 13
+/// topics of 4 partitions each held ~1 GiB in a backlog. Consumers stop fetching while the budget is
+/// exhausted; writers keep draining (they need no budget), so the bound cannot deadlock.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: usize,
+    used: AtomicUsize,
+    /// Set when use reaches the limit, cleared when it falls below three quarters of it, so that
+    /// consumers do not pause and resume on every batch.
+    holding: AtomicBool,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            used: AtomicUsize::new(0),
+            holding: AtomicBool::new(false),
+        })
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes currently charged.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Whether consumers should stop fetching now.
+    pub fn exhausted(&self) -> bool {
+        let used = self.used();
+        if used >= self.limit {
+            self.holding.store(true, Ordering::Relaxed);
+            true
+        } else if used < self.limit / 4 * 3 {
+            self.holding.store(false, Ordering::Relaxed);
+            false
+        } else {
+            self.holding.load(Ordering::Relaxed)
+        }
+    }
+
+    fn charge(&self, from: usize, to: usize) {
+        if to > from {
+            self.used.fetch_add(to - from, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub(from - to, Ordering::Relaxed);
+        }
+    }
+}
 
 /// A record that will not become rows, with why.
 #[derive(Debug, Clone)]
@@ -56,6 +114,15 @@ pub struct Batch {
     arena: Vec<u8>,
     pub quarantined: Vec<Quarantined>,
     pub started: Instant,
+    budget: Arc<MemoryBudget>,
+    /// Bytes charged to `budget` so far.
+    charged: usize,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.budget.charge(self.charged, 0);
+    }
 }
 
 impl Batch {
@@ -66,8 +133,9 @@ impl Batch {
         epoch: u64,
         expected: Option<i64>,
         first_offset: i64,
+        budget: Arc<MemoryBudget>,
     ) -> Self {
-        Self {
+        let mut b = Self {
             family,
             topic,
             partition,
@@ -80,7 +148,36 @@ impl Batch {
             arena: Vec::new(),
             quarantined: Vec::new(),
             started: Instant::now(),
-        }
+            budget,
+            charged: 0,
+        };
+        b.recharge();
+        b
+    }
+
+    /// The heap memory the batch holds (allocated, not only used: buffers grow by doubling).
+    fn footprint(&self) -> usize {
+        self.staged.capacity()
+            + self.arena.capacity()
+            + self.valid.capacity() * std::mem::size_of::<RawSpan>()
+            + self
+                .quarantined
+                .iter()
+                .map(|q| {
+                    std::mem::size_of::<Quarantined>()
+                        + q.key.as_ref().map_or(0, Vec::capacity)
+                        + q.payload.as_ref().map_or(0, Vec::capacity)
+                        + q.reason.capacity()
+                        + q.message.capacity()
+                })
+                .sum::<usize>()
+    }
+
+    /// Brings the budget's charge up to date with what the batch holds now.
+    fn recharge(&mut self) {
+        let now = self.footprint();
+        self.budget.charge(self.charged, now);
+        self.charged = now;
     }
 
     /// The offset to store once this batch is committed.
@@ -121,11 +218,19 @@ impl Batch {
             record_ts,
         });
         self.last_offset = offset;
+        self.recharge();
     }
 
     pub fn push_quarantined(&mut self, q: Quarantined) {
         self.last_offset = q.offset;
         self.quarantined.push(q);
+        self.recharge();
+    }
+
+    /// Finishes the staged rows (see [`StagedRows::seal`]); no rows can be added afterwards.
+    pub fn seal(&mut self) {
+        self.staged.seal();
+        self.recharge();
     }
 
     /// Moves a valid record to quarantine after the database rejected its rows.
@@ -167,13 +272,22 @@ mod tests {
             max_bytes: 1 << 20,
             linger: Duration::from_millis(50),
             queue_depth: 1,
+            max_in_flight_bytes: 1 << 30,
         }
     }
 
     #[test]
     fn cuts_on_records_and_tracks_offsets() {
         let fam = crate::records::family("market_data").unwrap();
-        let mut b = Batch::new(fam, "t".into(), 0, 1, Some(10), 10);
+        let mut b = Batch::new(
+            fam,
+            "t".into(),
+            0,
+            1,
+            Some(10),
+            10,
+            MemoryBudget::new(1 << 30),
+        );
         assert!(b.is_empty());
         b.push_valid(10, Some(b"k"), b"{}", None);
         b.push_quarantined(Quarantined {
@@ -200,12 +314,34 @@ mod tests {
     #[test]
     fn cuts_on_bytes() {
         let fam = crate::records::family("market_data").unwrap();
-        let mut b = Batch::new(fam, "t".into(), 0, 1, None, 0);
+        let mut b = Batch::new(fam, "t".into(), 0, 1, None, 0, MemoryBudget::new(1 << 30));
         let s = BatchSettings {
             max_bytes: 64,
             ..settings()
         };
         b.push_valid(0, None, &[b'x'; 70], None);
         assert!(b.is_full(&s));
+    }
+
+    #[test]
+    fn batches_charge_the_budget_while_they_live() {
+        let fam = crate::records::family("market_data").unwrap();
+        let budget = MemoryBudget::new(1 << 20);
+        let mut b = Batch::new(fam, "t".into(), 0, 1, None, 0, budget.clone());
+        let empty = budget.used();
+        assert!(empty > 0, "the COPY buffers are allocated up front");
+        for i in 0..1000 {
+            b.push_valid(i, None, &[b'x'; 1000], None);
+        }
+        assert!(budget.used() >= empty + 1_000_000);
+        assert!(budget.exhausted());
+        b.seal();
+        let other = Batch::new(fam, "t".into(), 1, 1, None, 0, budget.clone());
+        drop(b);
+        // Below the limit but above three quarters: still holding until it drains further.
+        assert!(budget.used() < budget.limit());
+        drop(other);
+        assert_eq!(budget.used(), 0);
+        assert!(!budget.exhausted());
     }
 }

@@ -43,10 +43,12 @@ pub struct KafkaSettings {
     /// the source of truth).
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
-    /// Prefetch bound per assigned partition (librdkafka `queued.max.messages.kbytes`, which
-    /// librdkafka checks against each partition's fetch queue): caps memory held in
-    /// fetched-but-unprocessed messages at about this times the number of assigned partitions.
-    pub queued_max_kbytes: u32,
+    /// Memory for fetched-but-unprocessed messages, over all consumed topics. librdkafka bounds
+    /// its prefetch per partition only (`queued.max.messages.kbytes`, `queued.min.messages`), so
+    /// this is split evenly over the partitions of the consumed topics (read from the cluster's
+    /// metadata at start) and each consumer gets its share per partition. librdkafka holds ~250
+    /// bytes per fetched message beyond its payload, so the message count is bounded too.
+    pub prefetch_bytes: usize,
     /// `partition.assignment.strategy`: `cooperative-sticky` moves only the partitions that must move.
     pub assignment_strategy: String,
     /// Extra librdkafka properties, applied last (e.g. `security.protocol`).
@@ -66,7 +68,7 @@ impl Default for KafkaSettings {
             dlq_suffix: ".dlq".into(),
             session_timeout: Duration::from_secs(30),
             commit_interval: Duration::from_secs(5),
-            queued_max_kbytes: 8192,
+            prefetch_bytes: 64 * 1024 * 1024,
             assignment_strategy: "cooperative-sticky".into(),
             librdkafka: BTreeMap::new(),
         }
@@ -132,6 +134,10 @@ pub struct BatchSettings {
     pub linger: Duration,
     /// Batches queued per partition behind the one being written: the backpressure bound.
     pub queue_depth: usize,
+    /// Memory all batches together may hold (being built, queued or written), over every topic and
+    /// partition; consumers stop fetching while it is used up. With `kafka.prefetch_bytes`, this
+    /// bounds the worker's memory.
+    pub max_in_flight_bytes: usize,
 }
 
 impl Default for BatchSettings {
@@ -141,6 +147,7 @@ impl Default for BatchSettings {
             max_bytes: 8 * 1024 * 1024,
             linger: Duration::from_millis(50),
             queue_depth: 8,
+            max_in_flight_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -295,6 +302,15 @@ impl Settings {
         }
         if self.batch.max_records == 0 {
             anyhow::bail!("batch.max_records must be at least 1");
+        }
+        // A batch may overshoot max_bytes by one record and its buffers by their doubling; two full
+        // batches must fit, or a single partition could not keep one written while it builds the next.
+        if self.batch.max_in_flight_bytes < 4 * self.batch.max_bytes {
+            anyhow::bail!(
+                "batch.max_in_flight_bytes ({}) must be at least 4 x batch.max_bytes ({})",
+                self.batch.max_in_flight_bytes,
+                self.batch.max_bytes
+            );
         }
         if self.database.pool_size == 0 {
             anyhow::bail!("database.pool_size must be at least 1");

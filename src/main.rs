@@ -55,6 +55,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    esurio::telemetry::tune_allocator();
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.config_dir) {
         Ok(s) => s,

@@ -10,8 +10,9 @@ use crate::config::Settings;
 use crate::decode::Registry;
 use crate::publish::DlqRelay;
 use crate::sink::{migrate, pool, Sink};
-use crate::source::{TopicProgress, TopicWorker, WorkerDeps};
+use crate::source::{Prefetch, TopicProgress, TopicWorker, WorkerDeps};
 use anyhow::Context;
+use rdkafka::producer::Producer as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,9 +101,21 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         })
     };
     let dlq_notify = Arc::new(Notify::new());
+    let producer = crate::publish::producer(&settings.kafka)?;
+    let topics: Vec<String> = settings
+        .kafka
+        .topics
+        .iter()
+        .map(|f| settings.topic(f))
+        .collect();
+    let prefetch = {
+        let (client, topics, bytes) = (producer.clone(), topics, settings.kafka.prefetch_bytes);
+        tokio::task::spawn_blocking(move || Prefetch::for_topics(client.client(), &topics, bytes))
+            .await?
+    };
     let relay = DlqRelay {
         pool: pool.clone(),
-        producer: crate::publish::producer(&settings.kafka)?,
+        producer,
         suffix: settings.kafka.dlq_suffix.clone(),
         notify: dlq_notify.clone(),
     };
@@ -126,6 +139,8 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         stop: stop.clone(),
         hard_stop: hard_stop.clone(),
         dlq: dlq_notify,
+        budget: crate::batch::MemoryBudget::new(settings.batch.max_in_flight_bytes),
+        prefetch,
     };
 
     let mut threads = Vec::new();

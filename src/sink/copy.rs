@@ -154,6 +154,8 @@ impl CopyBuffer {
 pub struct StagedRows {
     pub buffers: Vec<CopyBuffer>,
     sealed: Vec<(Bytes, usize)>,
+    /// The allocation the sealed streams still hold (a frozen `Bytes` keeps its buffer's capacity).
+    sealed_capacity: usize,
     /// Distinct UTC days (days since 1970-01-01) of rows bound for day-partitioned tables.
     pub days: Vec<i32>,
 }
@@ -166,6 +168,7 @@ impl StagedRows {
         Self {
             buffers: (0..tables).map(|_| CopyBuffer::default()).collect(),
             sealed: Vec::new(),
+            sealed_capacity: 0,
             days: Vec::new(),
         }
     }
@@ -185,8 +188,14 @@ impl StagedRows {
             + self.sealed.iter().map(|(b, _)| b.len()).sum::<usize>()
     }
 
+    /// The heap memory the buffers hold: their capacity while they grow, then what sealing kept.
+    pub fn capacity(&self) -> usize {
+        self.buffers.iter().map(|b| b.buf.capacity()).sum::<usize>() + self.sealed_capacity
+    }
+
     /// Finishes every buffer; after this no rows can be added.
     pub fn seal(&mut self) {
+        self.sealed_capacity += self.buffers.iter().map(|b| b.buf.capacity()).sum::<usize>();
         self.sealed = std::mem::take(&mut self.buffers)
             .into_iter()
             .map(|b| {

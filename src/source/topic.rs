@@ -2,7 +2,7 @@
 //! rebalance callback that seeds each assigned partition from the stored offset.
 
 use super::partition::{run_writer, Control, PartitionState};
-use crate::batch::{Batch, Quarantined};
+use crate::batch::{Batch, MemoryBudget, Quarantined};
 use crate::config::Settings;
 use crate::decode::{DecodeError, Decoder, Registry};
 use crate::records::{Ctx, FamilySpec};
@@ -38,6 +38,10 @@ pub struct WorkerDeps {
     /// re-read after restart).
     pub hard_stop: CancellationToken,
     pub dlq: Arc<Notify>,
+    /// Memory all batches of the process may hold (`batch.max_in_flight_bytes`).
+    pub budget: Arc<MemoryBudget>,
+    /// This consumer's per-partition share of `kafka.prefetch_bytes`.
+    pub prefetch: super::Prefetch,
 }
 
 /// A topic worker's progress, read by the idle-exit check.
@@ -255,7 +259,11 @@ impl TopicWorker {
             .set("partition.assignment.strategy", &k.assignment_strategy)
             .set(
                 "queued.max.messages.kbytes",
-                k.queued_max_kbytes.to_string(),
+                self.deps.prefetch.kbytes_per_partition.to_string(),
+            )
+            .set(
+                "queued.min.messages",
+                self.deps.prefetch.messages_per_partition.to_string(),
             )
             // librdkafka's default (1 s) stops fetching a partition for a whole second once its
             // local queue is full; with pause/resume backpressure that idled the writers half the
@@ -368,6 +376,7 @@ impl TopicWorker {
                 st.epoch,
                 st.expected,
                 offset,
+                self.deps.budget.clone(),
             )
         });
         let ts_ms = m.timestamp().to_millis();
@@ -450,6 +459,9 @@ impl TopicWorker {
         let mut sh = consumer.context().lock();
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
+        // Batches of all topics hold the process's whole budget: fetch nothing until writers
+        // have drained some (they need no budget to do so).
+        let budget_exhausted = self.deps.budget.exhausted();
         for (p, st) in sh.partitions.iter_mut() {
             // While batches wait for the writer, let the current one grow to full size instead of
             // cutting more small ones.
@@ -458,17 +470,19 @@ impl TopicWorker {
                 seal(st);
             }
             offer(st);
-            if !st.pending.is_empty() && !st.paused {
+            let hold = !st.pending.is_empty() || budget_exhausted;
+            if hold && !st.paused {
                 st.paused = true;
                 pause.add_partition(&self.topic, *p);
-            } else if st.pending.is_empty() && st.paused {
+            } else if !hold && st.paused {
                 st.paused = false;
                 resume.add_partition(&self.topic, *p);
             }
         }
         drop(sh);
         if pause.count() > 0 {
-            debug!(topic = %self.topic, partitions = pause.count(), "Pausing: the database is behind.");
+            debug!(topic = %self.topic, partitions = pause.count(), budget_exhausted,
+                in_flight_bytes = self.deps.budget.used(), "Pausing: the database is behind.");
             if let Err(e) = consumer.pause(&pause) {
                 warn!(topic = %self.topic, error = %e, "Cannot pause partitions.");
             }
@@ -641,7 +655,7 @@ fn seal(st: &mut PartitionState) {
     if b.is_empty() {
         return;
     }
-    b.staged.seal();
+    b.seal();
     st.expected = Some(b.next_offset());
     st.pending.push_back(b);
 }
