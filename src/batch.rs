@@ -117,6 +117,9 @@ pub struct Batch {
     budget: Arc<MemoryBudget>,
     /// Bytes charged to `budget` so far.
     charged: usize,
+    /// Heap bytes the quarantined records own (kept as a sum: recounting per record would make a
+    /// batch full of bad records quadratic).
+    quarantined_heap: usize,
 }
 
 impl Drop for Batch {
@@ -150,6 +153,7 @@ impl Batch {
             started: Instant::now(),
             budget,
             charged: 0,
+            quarantined_heap: 0,
         };
         b.recharge();
         b
@@ -160,17 +164,8 @@ impl Batch {
         self.staged.capacity()
             + self.arena.capacity()
             + self.valid.capacity() * std::mem::size_of::<RawSpan>()
-            + self
-                .quarantined
-                .iter()
-                .map(|q| {
-                    std::mem::size_of::<Quarantined>()
-                        + q.key.as_ref().map_or(0, Vec::capacity)
-                        + q.payload.as_ref().map_or(0, Vec::capacity)
-                        + q.reason.capacity()
-                        + q.message.capacity()
-                })
-                .sum::<usize>()
+            + self.quarantined.capacity() * std::mem::size_of::<Quarantined>()
+            + self.quarantined_heap
     }
 
     /// Brings the budget's charge up to date with what the batch holds now.
@@ -223,6 +218,10 @@ impl Batch {
 
     pub fn push_quarantined(&mut self, q: Quarantined) {
         self.last_offset = q.offset;
+        self.quarantined_heap += q.key.as_ref().map_or(0, Vec::capacity)
+            + q.payload.as_ref().map_or(0, Vec::capacity)
+            + q.reason.capacity()
+            + q.message.capacity();
         self.quarantined.push(q);
         self.recharge();
     }
@@ -334,6 +333,17 @@ mod tests {
             b.push_valid(i, None, &[b'x'; 1000], None);
         }
         assert!(budget.used() >= empty + 1_000_000);
+        let before = budget.used();
+        b.push_quarantined(Quarantined {
+            offset: 1000,
+            key: None,
+            payload: Some(vec![0; 10_000]),
+            stage: "decode",
+            reason: "x".into(),
+            message: "y".into(),
+            record_ts: None,
+        });
+        assert!(budget.used() >= before + 10_000);
         assert!(budget.exhausted());
         b.seal();
         let other = Batch::new(fam, "t".into(), 1, 1, None, 0, budget.clone());
