@@ -171,8 +171,12 @@ impl Batch {
     /// Brings the budget's charge up to date with what the batch holds now.
     fn recharge(&mut self) {
         let now = self.footprint();
-        self.budget.charge(self.charged, now);
-        self.charged = now;
+        // Most records fit in capacity already there: skip the shared atomic (13 consumer threads
+        // would otherwise bounce its cache line on every record).
+        if now != self.charged {
+            self.budget.charge(self.charged, now);
+            self.charged = now;
+        }
     }
 
     /// The offset to store once this batch is committed.
