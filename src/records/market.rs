@@ -66,7 +66,7 @@ impl Family for MarketData {
         Ok(Self {
             symbol: check::symbol(w.symbol, "symbol")?,
             exchange: check::exchange(w.exchange, "exchange")?,
-            ts: check::time(w.ts, "ts", ctx)?,
+            ts: check::partition_time(w.ts, "ts", ctx)?,
             price: check::positive(w.price, "price")?,
             volume: check::non_negative(w.volume, "volume")?,
             bid,
@@ -127,7 +127,7 @@ impl Family for CryptoData {
         Ok(Self {
             symbol: check::symbol(w.symbol, "symbol")?,
             exchange: check::exchange(w.exchange, "exchange")?,
-            ts: check::time(w.ts, "ts", ctx)?,
+            ts: check::partition_time(w.ts, "ts", ctx)?,
             price: check::positive(w.price, "price")?,
             volume: check::non_negative(w.volume, "volume")?,
             market_cap: check::opt_non_negative(w.market_cap, "market_cap")?,
@@ -232,7 +232,7 @@ impl Family for OrderBook {
     fn parse(w: OrderBookWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         let symbol = check::symbol(w.symbol, "symbol")?;
         let exchange = check::exchange(w.exchange, "exchange")?;
-        let ts = check::time(w.ts, "ts", ctx)?;
+        let ts = check::partition_time(w.ts, "ts", ctx)?;
         let (bid_prices, bid_sizes) = side(w.bids, "bids", true)?;
         let (ask_prices, ask_sizes) = side(w.asks, "asks", false)?;
         if bid_prices[0] >= ask_prices[0] {

@@ -10,6 +10,9 @@ use tokio_postgres::types::{IsNull, ToSql, Type};
 
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
+/// Where the first row starts in a COPY stream (after the header).
+pub const ROWS_START: usize = HEADER.len();
+
 /// A target table: its COPY column list (lineage last) with types, and its SQL.
 #[derive(Debug)]
 pub struct Table {
@@ -235,6 +238,31 @@ impl StagedRows {
     /// Each table's finished COPY stream (cheap clones) and row count, in table order.
     pub fn sealed(&self) -> impl Iterator<Item = (Bytes, usize)> + '_ {
         self.sealed.iter().map(|(b, n)| (b.clone(), *n))
+    }
+
+    /// Bytes written so far to each table's buffer (at most two tables per family), so that a
+    /// record's rows can be cut out of the sealed streams again ([`StagedRows::slice`]).
+    pub fn ends(&self) -> [u32; 2] {
+        let mut e = [ROWS_START as u32; 2];
+        for (i, b) in self.buffers.iter().take(2).enumerate() {
+            e[i] = b.len_bytes() as u32;
+        }
+        e
+    }
+
+    /// A complete COPY stream of the rows between byte positions `start..end` of table `table`'s
+    /// sealed stream (positions from [`StagedRows::ends`]): used to stage a batch piece by piece
+    /// when the whole stream is rejected.
+    pub fn slice(&self, table: usize, start: usize, end: usize) -> Bytes {
+        let Some((bytes, _)) = self.sealed.get(table) else {
+            return Bytes::new();
+        };
+        let end = end.min(bytes.len().saturating_sub(2)).max(start);
+        let mut b = BytesMut::with_capacity(HEADER.len() + end - start + 2);
+        b.put_slice(HEADER);
+        b.put_slice(&bytes[start..end]);
+        b.put_i16(-1);
+        b.freeze()
     }
 
     pub fn mark(&self) -> Mark {

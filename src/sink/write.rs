@@ -411,13 +411,9 @@ impl Sink {
             .join(";\n");
         self.echo(&stage_sql);
         tx.batch_execute(&stage_sql).await?;
-        for (table, (bytes, rows)) in tables.iter().zip(batch.staged.sealed()) {
-            if rows == 0 {
-                continue;
-            }
-            self.copy(tx, &table.copy_sql(), bytes).await?;
-        }
+        let staging_rejects = self.stage(tx, batch).await?;
         let (mut merged, mut bad) = self.merge(tx, batch).await?;
+        bad.extend(staging_rejects);
         for (offset, message) in std::mem::take(&mut merged.conflicts) {
             if let Some(span) = batch.span(offset) {
                 bad.push(batch.reject(span, "conflicting_duplicate".to_owned(), message.clone()));
@@ -425,6 +421,80 @@ impl Sink {
             merged.conflicts.push((offset, message));
         }
         Ok((merged, bad))
+    }
+
+    /// COPYs the batch into the staging tables under a savepoint. A value PostgreSQL's input
+    /// functions reject fails the whole stream; then the records are staged piece by piece,
+    /// bisecting until each rejected record is alone, and those are returned for quarantine.
+    async fn stage(
+        &self,
+        tx: &Transaction<'_>,
+        batch: &Batch,
+    ) -> Result<Vec<Quarantined>, SinkError> {
+        let tables = batch.family.tables;
+        tx.batch_execute("SAVEPOINT esurio_stage").await?;
+        let mut whole = Ok(());
+        for (table, (bytes, rows)) in tables.iter().zip(batch.staged.sealed()) {
+            if rows == 0 {
+                continue;
+            }
+            whole = self.copy(tx, &table.copy_sql(), bytes).await;
+            if whole.is_err() {
+                break;
+            }
+        }
+        match whole {
+            Ok(()) => {
+                tx.batch_execute("RELEASE SAVEPOINT esurio_stage").await?;
+                return Ok(Vec::new());
+            }
+            Err(SinkError::Db(e)) if is_data_error(&e) => {
+                tx.batch_execute(
+                    "ROLLBACK TO SAVEPOINT esurio_stage; RELEASE SAVEPOINT esurio_stage",
+                )
+                .await?;
+                debug!(error = %e, "The staging COPY rejected a value; staging record by record.");
+            }
+            Err(e) => return Err(e),
+        }
+        let mut rejected = Vec::new();
+        let mut todo = vec![(0usize, batch.valid.len())];
+        while let Some((lo, hi)) = todo.pop() {
+            tx.batch_execute("SAVEPOINT esurio_stage").await?;
+            let mut failed = None;
+            for (i, table) in tables.iter().enumerate().take(2) {
+                let Some(bytes) = batch.copy_slice(i, lo, hi) else {
+                    continue;
+                };
+                match self.copy(tx, &table.copy_sql(), bytes).await {
+                    Ok(()) => {}
+                    Err(SinkError::Db(e)) if is_data_error(&e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            match failed {
+                None => tx.batch_execute("RELEASE SAVEPOINT esurio_stage").await?,
+                Some(e) => {
+                    tx.batch_execute(
+                        "ROLLBACK TO SAVEPOINT esurio_stage; RELEASE SAVEPOINT esurio_stage",
+                    )
+                    .await?;
+                    if hi - lo == 1 {
+                        let span = &batch.valid[lo];
+                        warn!(offset = span.offset, error = %e, "The database rejected a value of a record; quarantining it.");
+                        rejected.push(reject(batch, span, &e));
+                    } else {
+                        let mid = lo + (hi - lo) / 2;
+                        todo.push((mid, hi));
+                        todo.push((lo, mid));
+                    }
+                }
+            }
+        }
+        Ok(rejected)
     }
 
     async fn copy(&self, tx: &Transaction<'_>, sql: &str, bytes: Bytes) -> Result<(), SinkError> {
@@ -458,6 +528,19 @@ impl Sink {
                     tx.batch_execute("RELEASE SAVEPOINT esurio_merge").await?;
                     merged.add(o);
                 }
+                Err(SinkError::Db(e)) if is_no_partition(&e) => {
+                    // A day partition this worker created or saw was dropped since (retention):
+                    // forget what it knows and retry the batch, which creates it again (rows
+                    // outside the partition window never get here: the validator quarantines them).
+                    self.partitions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                    return Err(SinkError::Concurrent(format!(
+                        "a day partition is missing: {}",
+                        super::describe(&e)
+                    )));
+                }
                 Err(SinkError::Db(e)) if is_data_error(&e) => {
                     tx.batch_execute(
                         "ROLLBACK TO SAVEPOINT esurio_merge; RELEASE SAVEPOINT esurio_merge",
@@ -478,6 +561,14 @@ impl Sink {
         }
         Ok((merged, rejected))
     }
+}
+
+/// A row for a day whose partition does not exist (dropped since the worker ensured it).
+fn is_no_partition(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::CHECK_VIOLATION
+            && db.message().starts_with("no partition of relation")
+    })
 }
 
 fn reject(batch: &Batch, span: &crate::batch::RawSpan, e: &tokio_postgres::Error) -> Quarantined {

@@ -143,9 +143,16 @@ impl TestEnv {
     }
 
     pub fn run_until_idle_with(&self, extra_env: &[(&str, &str)]) -> Output {
+        self.run_until_idle_args(&[], extra_env)
+    }
+
+    /// [`TestEnv::run_until_idle`] with extra arguments to `esurio run` and extra environment.
+    pub fn run_until_idle_args(&self, extra_args: &[&str], extra_env: &[(&str, &str)]) -> Output {
         let log = std::env::temp_dir().join(format!("{}.{}.log", self.group, std::process::id()));
         let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = self.esurio(&["run", "--exit-when-idle", "3s"]);
+        let mut args = vec!["run", "--exit-when-idle", "3s"];
+        args.extend_from_slice(extra_args);
+        let mut cmd = self.esurio(&args);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

@@ -4,5 +4,6 @@
 
 mod crash;
 mod helpers;
+mod partitions;
 mod pipeline;
 mod realdata;
