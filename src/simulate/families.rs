@@ -1363,9 +1363,8 @@ impl Economic {
 /// `back` periods further back.
 fn period_start(frequency: &str, base: NaiveDate, back: u32) -> NaiveDate {
     let first_of_month = base.with_day(1).unwrap_or(base);
-    let months_back = |d: NaiveDate, n: u32| {
-        d.checked_sub_months(chrono::Months::new(n)).unwrap_or(d)
-    };
+    let months_back =
+        |d: NaiveDate, n: u32| d.checked_sub_months(chrono::Months::new(n)).unwrap_or(d);
     match frequency {
         "monthly" => months_back(first_of_month, 1 + back),
         "quarterly" => {

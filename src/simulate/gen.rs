@@ -813,11 +813,7 @@ impl Iterator for Generator {
             } else {
                 self.spiders.remember(&base.rec, &base.key, slot_ms);
                 let effect = Spiders::inserted(&base.rows);
-                (
-                    Expect::Valid { rows: base.rows },
-                    Outcome::Inserted,
-                    effect,
-                )
+                (Expect::Valid { rows: base.rows }, Outcome::Inserted, effect)
             };
             return Some(SimRecord {
                 index: i,

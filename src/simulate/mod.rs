@@ -251,7 +251,11 @@ impl Tally {
         match reason {
             Some(reason) => {
                 self.t.invalid += 1;
-                *self.t.invalid_by_reason.entry(reason.to_owned()).or_default() += 1;
+                *self
+                    .t
+                    .invalid_by_reason
+                    .entry(reason.to_owned())
+                    .or_default() += 1;
             }
             None => self.t.valid += 1,
         }

@@ -290,10 +290,7 @@ impl Spiders {
                         .iter()
                         .filter(|v| kind == Spider::Replay || v.entities >= 2)
                         .collect();
-                    with_entities
-                        .choose(rng)
-                        .copied()
-                        .unwrap_or(&e.versions[0])
+                    with_entities.choose(rng).copied().unwrap_or(&e.versions[0])
                 };
                 p.rec = v.rec.clone();
                 if kind == Spider::Reordered {
