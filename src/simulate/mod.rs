@@ -8,9 +8,14 @@
 //! - [`run`] creates the topics (and their dead-letter topics) if missing, registers the Avro schemas
 //!   when the registry format is used, produces everything and prints the [`Summary`].
 //!
-//! Reproducibility: the records are a function of (seed, base time, family, index). Valid records'
-//! natural keys are unique within a run and do not collide across runs whose seeds differ (time keys
-//! carry `seed % 1000` µs; id keys carry the seed, and the base time where the id format has room).
+//! Reproducibility: the records are a function of (seed, base time, family, index, options). Without
+//! `--realism`, valid records' natural keys are unique within a run and do not collide across runs
+//! whose seeds differ (time keys carry `seed % 1000` µs; id keys carry the seed, and the base time
+//! where the id format has room). With it, a share of the valid records come back to an earlier
+//! key (see `spider`), and the summary's `tables`, `history` and outcome counts say what the
+//! database must make of that; same-millisecond trades use other microseconds, which another seed's
+//! keys may use. Every record's Kafka timestamp is explicit: `base_time + index` ms, or a revision's
+//! version time.
 //! The default base time is yesterday 00:00 UTC, so the same seed on the same day gives byte-identical
 //! records.
 
