@@ -236,6 +236,14 @@ impl Batch {
         self.recharge();
     }
 
+    /// The valid record at `offset`, if the batch holds one.
+    pub fn span(&self, offset: i64) -> Option<&RawSpan> {
+        self.valid
+            .binary_search_by_key(&offset, |s| s.offset)
+            .ok()
+            .map(|i| &self.valid[i])
+    }
+
     /// Moves a valid record to quarantine after the database rejected its rows.
     pub fn reject(&self, span: &RawSpan, reason: String, message: String) -> Quarantined {
         let s = span.start as usize;

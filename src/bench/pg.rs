@@ -327,6 +327,7 @@ pub fn encode_topics(
             topic: &topics[k],
             partition,
             offset,
+            timestamp: None,
         };
         let payload = decoders[k]
             .decode(bytes)

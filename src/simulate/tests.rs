@@ -102,6 +102,7 @@ fn worker_outcome(
         topic: "sim",
         partition: 0,
         offset,
+        timestamp: None,
     };
     let mut out = StagedRows::new(spec.tables.len());
     (spec.process)(payload, ctx, &lineage, &mut out).map_err(|e| e.reason().to_owned())?;

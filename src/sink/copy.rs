@@ -14,6 +14,8 @@ const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 #[derive(Debug)]
 pub struct Table {
     pub name: &'static str,
+    /// The natural key (the primary key's columns): what "the same record" means.
+    pub key: &'static [&'static str],
     /// Column names in encoding order, lineage columns (`source_topic, source_partition,
     /// source_offset`) last.
     pub columns: &'static [&'static str],
@@ -22,8 +24,6 @@ pub struct Table {
     pub partitioned: bool,
     /// Creates `pg_temp.stage_<name>` on a connection.
     pub stage_sql: &'static str,
-    /// Moves staged rows with `source_offset` in `[$1, $2]` into the table, skipping duplicates.
-    pub merge_sql: &'static str,
 }
 
 impl Table {
@@ -34,6 +34,22 @@ impl Table {
             self.name,
             self.columns.join(", ")
         )
+    }
+
+    /// Whether the table orders versions of a key by a `version_at` column (revise families).
+    pub fn versioned(&self) -> bool {
+        self.columns.contains(&"version_at")
+    }
+
+    /// The columns that make two rows of the same key identical: every record column, without the
+    /// version time and the lineage.
+    pub fn identity_columns(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.columns.iter().copied().filter(|c| {
+            !matches!(
+                *c,
+                "version_at" | "source_topic" | "source_partition" | "source_offset"
+            )
+        })
     }
 
     pub fn copy_sql(&self) -> String {
@@ -51,6 +67,17 @@ pub struct Lineage<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+    /// The Kafka record's timestamp: the version time of families whose records carry no time of
+    /// their own that says how new they are.
+    pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Lineage<'_> {
+    /// The version time of a record without one of its own: its Kafka timestamp (the spider's
+    /// produce time), or now for a record without one.
+    pub fn version_time(&self) -> chrono::DateTime<chrono::Utc> {
+        self.timestamp.unwrap_or_else(chrono::Utc::now)
+    }
 }
 
 /// The rows of one table in binary COPY format.

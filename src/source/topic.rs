@@ -402,6 +402,7 @@ impl TopicWorker {
             topic: &self.topic,
             partition: p,
             offset,
+            timestamp: ts_ms.and_then(chrono::DateTime::from_timestamp_millis),
         };
         let mut backoff = Duration::from_millis(200);
         loop {

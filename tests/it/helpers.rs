@@ -314,6 +314,27 @@ impl TestEnv {
         p.flush(Duration::from_secs(30)).unwrap();
     }
 
+    /// Produces raw payloads to one partition of a family's topic, each with its Kafka timestamp
+    /// (ms since the epoch; `None`: the producer's clock), in order.
+    pub fn produce_at(&self, family: &str, partition: i32, records: &[(Vec<u8>, Option<i64>)]) {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        let topic = self.topic(family);
+        for (v, ts) in records {
+            let mut r = BaseRecord::<(), [u8]>::to(&topic)
+                .payload(v)
+                .partition(partition);
+            if let Some(ts) = ts {
+                r = r.timestamp(*ts);
+            }
+            p.send(r).unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+
     /// Sum over partitions of (high - low) watermarks of a topic: how many records it holds.
     pub fn topic_size(&self, topic: &str) -> i64 {
         let c: BaseConsumer = ClientConfig::new()
