@@ -30,6 +30,31 @@ pub const TABLES: &[&str] = &[
     "signal",
 ];
 
+/// The history tables of the revise families (sql/migrations/0004_*.sql).
+pub const HISTORY_TABLES: &[&str] = &[
+    "news_article_history",
+    "news_entity_history",
+    "social_post_history",
+    "social_entity_history",
+    "economic_indicator_history",
+    "supply_chain_metric_history",
+    "earnings_event_history",
+    "sec_filing_history",
+    "feature_history",
+    "insight_history",
+    "strategy_history",
+    "signal_history",
+];
+
+/// The per-topic outcome counts of a simulate summary and the `ingest_batches` column each is
+/// compared with.
+pub const OUTCOMES: &[(&str, &str)] = &[
+    ("duplicates", "duplicates"),
+    ("conflicting", "conflicts"),
+    ("revised", "revised"),
+    ("superseded", "superseded"),
+];
+
 fn env(key: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| {
         panic!("{key} is not set: run the tests through scripts/test (it starts the stack and exports it)")
@@ -205,6 +230,71 @@ impl TestEnv {
             m.insert(t.to_string(), n);
         }
         m
+    }
+
+    /// Rows per history table.
+    pub async fn history_counts(&self) -> BTreeMap<String, i64> {
+        let db = self.db().await;
+        let mut m = BTreeMap::new();
+        for t in HISTORY_TABLES {
+            let n: i64 = db
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            m.insert(t.to_string(), n);
+        }
+        m
+    }
+
+    /// What differs from the simulator's expectations beyond the tables (empty: nothing): rows per
+    /// history table, and per topic the outcome counts of `ingest_batches` (duplicates, conflicts,
+    /// revised, superseded) against the summary's, scaled by `runs` (the same seed produced that
+    /// many times: every record of a later run is a duplicate, or a conflict again). `outcomes`
+    /// names which counts to compare.
+    pub async fn history_and_outcome_mismatches(
+        &self,
+        summary: &Value,
+        runs: i64,
+        outcomes: &[&str],
+    ) -> Vec<String> {
+        let mut bad = Vec::new();
+        for (t, n) in self.history_counts().await {
+            let want = summary["history"]
+                .get(&t)
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if n != want {
+                bad.push(format!("{t}: {n} rows, expected {want}"));
+            }
+        }
+        let db = self.db().await;
+        for (family, t) in summary["topics"].as_object().unwrap() {
+            for (field, column) in OUTCOMES.iter().filter(|(f, _)| outcomes.contains(f)) {
+                let got: i64 = db
+                    .query_one(
+                        &format!(
+                            "SELECT coalesce(sum({column}), 0)::bigint FROM ingest_batches WHERE topic = $1"
+                        ),
+                        &[&self.topic(family)],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                let once = t[*field].as_i64().unwrap_or(0);
+                let want = match *field {
+                    // A rerun: every valid record that is not a conflict is a duplicate.
+                    "duplicates" => once + (runs - 1) * (t["valid"].as_i64().unwrap_or(0)),
+                    // A rerun's conflicts are conflicts again (they differ from the first row).
+                    "conflicting" => once * runs,
+                    _ => once,
+                };
+                if got != want {
+                    bad.push(format!("{family}: {column} {got}, expected {want}"));
+                }
+            }
+        }
+        bad
     }
 
     pub fn topic(&self, family: &str) -> String {
