@@ -50,6 +50,8 @@ pub(crate) enum Kind {
     Future(&'static str),
     /// A timestamp older than `max_past`.
     Old(&'static str),
+    /// A timestamp older than `partition_max_past` (day-partitioned families).
+    StaleDay(&'static str),
     Custom(fn(&mut Rec, &mut ChaCha8Rng, &Env)),
 }
 
@@ -77,6 +79,12 @@ fn ts_defects(field: &'static str) -> [Defect; 3] {
         d(R::TimestampInFuture, On::Both, Kind::Future(field)),
         d(R::TimestampTooOld, On::Both, Kind::Old(field)),
     ]
+}
+
+/// The timestamp defects of a day-partitioned family's `ts`.
+fn partition_ts_defects(field: &'static str) -> [Defect; 4] {
+    let [a, b, c] = ts_defects(field);
+    [a, b, c, d(R::OutsidePartitionWindow, On::Both, Kind::StaleDay(field))]
 }
 
 /// A valid record of a family, with its Kafka key and the rows it must stage.
@@ -260,7 +268,7 @@ impl MarketData {
             ),
             d(R::CrossedBook, On::Both, Kind::Custom(cross_quote)),
         ];
-        defects.extend(ts_defects("ts"));
+        defects.extend(partition_ts_defects("ts"));
         Self {
             walk: Walk::new(EQUITIES.iter().map(|e| e.price).collect(), 0.0004),
             defects,
@@ -377,7 +385,7 @@ impl CryptoData {
                 ),
             ),
         ];
-        defects.extend(ts_defects("ts"));
+        defects.extend(partition_ts_defects("ts"));
         Self {
             walk: Walk::new(PAIRS.iter().map(|p| p.price).collect(), 0.0008),
             defects,
@@ -459,7 +467,7 @@ impl OrderBook {
             d(R::NonFinite, On::Avro, Kind::Custom(book_non_finite)),
             d(R::CrossedBook, On::Both, Kind::Custom(book_cross)),
         ];
-        defects.extend(ts_defects("ts"));
+        defects.extend(partition_ts_defects("ts"));
         let start = EQUITIES
             .iter()
             .map(|e| e.price)

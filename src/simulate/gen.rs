@@ -124,6 +124,9 @@ pub struct GenOptions {
     /// The worker's `validate.max_future` / `validate.max_past`.
     pub max_future: Duration,
     pub max_past: Duration,
+    /// The worker's `database.partition_max_past`: ticks older than it are quarantined as
+    /// `outside_partition_window`.
+    pub partition_max_past: Duration,
     /// The worker's configured decode format for the topic (`auto` unless overridden): it decides
     /// what an unknown first byte is reported as.
     pub worker_format: Format,
@@ -152,6 +155,7 @@ impl GenOptions {
             max_record_bytes: d.max_record_bytes,
             max_future: v.max_future,
             max_past: v.max_past,
+            partition_max_past: crate::config::DatabaseSettings::default().partition_max_past,
             worker_format: Format::Auto,
         }
     }
@@ -179,6 +183,9 @@ pub(crate) struct Env {
     pub seed_off: i64,
     pub future_micros: Option<i64>,
     pub old_micros: Option<i64>,
+    /// A day inside `max_past` but older than `partition_max_past` (none when the two windows
+    /// leave no such day).
+    pub stale_day_micros: Option<i64>,
 }
 
 impl Env {
@@ -199,6 +206,12 @@ impl Env {
             .and_then(|t| t.checked_sub_signed(ChronoDuration::from_std(o.max_past).ok()?))
             .filter(|t| t.year() >= 1)
             .map(|t| t.timestamp_micros());
+        // Ten days past the partition window, and at least ten days inside max_past.
+        let stale = day_start(oldest_today)
+            .and_then(|t| t.checked_sub_signed(ChronoDuration::days(10)))
+            .and_then(|t| t.checked_sub_signed(ChronoDuration::from_std(o.partition_max_past).ok()?))
+            .filter(|_| o.partition_max_past + Duration::from_secs(30 * 86_400) < o.max_past)
+            .map(|t| t.timestamp_micros());
         Self {
             seed: o.seed,
             seed36: base36(o.seed),
@@ -209,6 +222,7 @@ impl Env {
             seed_off: (o.seed % 1000) as i64,
             future_micros: future,
             old_micros: old,
+            stale_day_micros: stale,
         }
     }
 
@@ -326,6 +340,7 @@ fn defect_applies(d: &Defect, f: WireFormat, env: &Env) -> bool {
     let possible = match d.kind {
         Kind::Future(_) => env.future_micros.is_some(),
         Kind::Old(_) => env.old_micros.is_some(),
+        Kind::StaleDay(_) => env.stale_day_micros.is_some(),
         _ => true,
     };
     on && possible
@@ -999,6 +1014,11 @@ fn apply(d: &Defect, rec: &mut Rec, rng: &mut ChaCha8Rng, env: &Env) {
         }
         Kind::Old(f) => {
             let t = env.old_micros.unwrap_or(0) - rng.gen_range(0..86_400_000_000 * 365);
+            let s = style(rec, f);
+            rec.set(f, V::Ts(t, s));
+        }
+        Kind::StaleDay(f) => {
+            let t = env.stale_day_micros.unwrap_or(0) - rng.gen_range(0..86_400_000_000 * 5);
             let s = style(rec, f);
             rec.set(f, V::Ts(t, s));
         }

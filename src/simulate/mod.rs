@@ -354,6 +354,7 @@ impl Plan {
         opts.max_record_bytes = settings.decode.max_record_bytes;
         opts.max_future = v.max_future;
         opts.max_past = v.max_past;
+        opts.partition_max_past = settings.database.partition_max_past;
         for f in &families {
             let worker = settings.format_for(f.name);
             let ok = matches!(

@@ -135,7 +135,7 @@ fn check_format_seed(format: SimFormat, n: usize, seed: u64) {
         };
         let decoder =
             Decoder::new(spec.avro_schema, Format::Auto, o.max_record_bytes, registry).unwrap();
-        let ctx = Ctx::new(o.max_future, o.max_past);
+        let ctx = Ctx::new(o.max_future, o.max_past).with_partition_max_past(o.partition_max_past);
         let gen = generate(spec, n, &o).unwrap();
         let applicable = gen.applicable();
         let mut seen: HashMap<WireFormat, BTreeSet<&'static str>> = HashMap::new();
@@ -563,7 +563,7 @@ fn fixed_worker_formats_change_the_first_byte_reason() {
         None,
     )
     .unwrap();
-    let ctx = Ctx::new(o.max_future, o.max_past);
+    let ctx = Ctx::new(o.max_future, o.max_past).with_partition_max_past(o.partition_max_past);
     let mut seen = HashSet::new();
     for r in generate(spec, 400, &o).unwrap() {
         let got = worker_outcome(&decoder, spec, &ctx, 0, r.payload.as_deref());
