@@ -19,6 +19,7 @@
 
 pub mod copy;
 pub mod migrate;
+pub mod offsets;
 pub mod pool;
 mod write;
 
