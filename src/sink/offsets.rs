@@ -72,8 +72,8 @@ pub struct ResetDone {
     pub new: i64,
 }
 
-/// Applies a reset and its audit row in one transaction; with `dry_run`, reads the current value
-/// under the same lock and rolls back.
+/// Applies a reset and its audit row in one transaction. With `dry_run`, or when the stored offset
+/// already is the new one (no change, nothing to audit), only reads it under the same lock.
 ///
 /// # Errors
 /// [`OffsetsError::Moved`] when `expect` is set and the stored offset differs (nothing changed);
@@ -102,7 +102,7 @@ pub async fn apply(
         old,
         new: r.new_offset,
     };
-    if dry_run {
+    if dry_run || old == Some(r.new_offset) {
         tx.rollback().await?;
         return Ok(done);
     }
