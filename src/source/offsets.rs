@@ -177,7 +177,7 @@ pub(super) fn gate<C: ConsumerContext>(
         return Gate::Start(None);
     };
     if timeout.is_zero() {
-        return unchecked("the rebalance callback's time for broker round trips ran out".into());
+        return unchecked("no time was left for broker round trips in this pass".into());
     }
     for _ in 0..AUTO_RESET_ATTEMPTS {
         let (low, high) = match consumer.fetch_watermarks(topic, partition, timeout) {

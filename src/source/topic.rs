@@ -698,6 +698,8 @@ impl TopicWorker {
     fn check_offsets(&self, consumer: &BaseConsumer<TopicContext>) {
         let ctx = consumer.context();
         let now = Instant::now();
+        // Broker round trips block this thread (no polling meanwhile): bound them per pass.
+        let deadline = now + offsets::CHECK_TIMEOUT;
         let due: Vec<(i32, Held)> = ctx
             .lock()
             .held
@@ -718,7 +720,7 @@ impl TopicWorker {
                     &self.topic,
                     p,
                     stored,
-                    offsets::CHECK_TIMEOUT,
+                    deadline.saturating_duration_since(Instant::now()),
                 ),
                 Err(e) => Gate::Hold(Held {
                     reason: offsets::HoldReason::Unchecked(format!(
@@ -769,30 +771,31 @@ impl TopicWorker {
         };
         for (p, epoch, committed) in idle {
             let now_stored = stored.get(&p).copied();
-            if now_stored == committed {
-                continue;
+            if now_stored != committed {
+                // Nothing of ours is in flight (and nothing could start while this thread was
+                // here), so someone else moved it: an operator's reset, or a zombie writer.
+                info!(topic = %self.topic, partition = p, ours = ?committed, stored = ?now_stored,
+                    "The stored offset of an idle partition changed outside this worker (an offset reset?); seeking there.");
             }
-            // Nothing of ours is in flight (and nothing could start while this thread was here),
-            // so someone else moved it: an operator's reset, or a zombie writer.
-            info!(topic = %self.topic, partition = p, ours = ?committed, stored = ?now_stored,
-                "The stored offset of an idle partition changed outside this worker (an offset reset?); seeking there.");
-            match offsets::gate(
-                consumer,
-                &self.deps,
-                &self.topic,
-                p,
-                now_stored,
-                offsets::CHECK_TIMEOUT,
-            ) {
+            // Also against the broker: under a topic recreated while this worker runs, librdkafka
+            // restarts the fetch at the new beginning, below the partition's position, so every
+            // new record is dropped as a leftover and the partition sits idle at an offset above
+            // the end. (`auto.offset.reset = error` would stop that fetch instead, but a partition
+            // stopped that way refuses seeks until it is assigned again.)
+            let budget = deadline.saturating_duration_since(Instant::now());
+            match offsets::gate(consumer, &self.deps, &self.topic, p, now_stored, budget) {
                 // The same path as a fenced batch: drop what is held, seek to the stored offset.
-                Gate::Start(start) => {
+                Gate::Start(start) if start != committed => {
                     let _ = ctx.ctl_tx.send(Control::Fenced {
                         partition: p,
                         epoch,
                         stored: start,
                     });
                 }
-                Gate::Hold(h) => self.hold_running(consumer, p, h),
+                Gate::Start(_) => {}
+                Gate::Hold(h) if h.is_gap() => self.hold_running(consumer, p, h),
+                // The broker did not answer in time: a running partition keeps running.
+                Gate::Hold(_) => {}
             }
         }
     }

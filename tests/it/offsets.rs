@@ -657,3 +657,38 @@ async fn a_reset_while_the_worker_runs_is_picked_up() {
     assert_eq!(ticks(&env, "LIVE").await, 20);
     assert!(!log.contains("Stopped a partition"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_recreated_under_a_running_worker_stops_its_partition() {
+    let env = TestEnv::new("gap_live", false).await;
+    create_topic(&env, "market_data").await;
+    create_topic(&env, "news_article").await;
+    produce_ticks(&env, "OLD", 30, None);
+    let worker = Worker::spawn(&env, "gap_live");
+    eventually("the first ingest", &worker, || async {
+        stored(&env, "market_data").await == Some(30)
+    })
+    .await;
+    recreate_topic(&env, "market_data").await;
+    produce_ticks(&env, "NEW", 12, None);
+    eventually("the gap error", &worker, || async {
+        worker.log().contains("Stopped a partition")
+    })
+    .await;
+    assert_eq!(ticks(&env, "NEW").await, 0);
+    assert_eq!(stored(&env, "market_data").await, Some(30));
+    offsets(&env, &["reset", "--topic", "market_data", "--to-earliest"]);
+    eventually("the new records", &worker, || async {
+        ticks(&env, "NEW").await == 12 && stored(&env, "market_data").await == Some(12)
+    })
+    .await;
+    let log = worker.stop();
+    let line = log
+        .lines()
+        .find(|l| l.contains("Stopped a partition"))
+        .unwrap();
+    assert!(
+        line.contains("status=recreated") && line.contains("stored=30"),
+        "{line}"
+    );
+}
