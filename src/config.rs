@@ -53,6 +53,30 @@ pub struct KafkaSettings {
     pub assignment_strategy: String,
     /// Extra librdkafka properties, applied last (e.g. `security.protocol`).
     pub librdkafka: BTreeMap<String, String>,
+    /// What a partition does when its stored offset lies outside what the broker holds: above the
+    /// high watermark (the topic was deleted and recreated, or truncated) or below the low
+    /// watermark (retention removed records before they were written). Either way, resuming there
+    /// would skip records silently; see [`OffsetGapPolicy`].
+    pub on_offset_gap: OffsetGapPolicy,
+    /// How often a partition stopped on an offset gap is checked again, so that an operator's
+    /// `esurio offsets reset` takes effect without a restart; also how often idle partitions'
+    /// stored offsets are compared with the worker's own, so that a reset of a partition that
+    /// receives nothing new is noticed too.
+    #[serde(with = "humantime_serde")]
+    pub offset_check_interval: Duration,
+}
+
+/// What to do when a partition's stored offset is outside the broker's low..high range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OffsetGapPolicy {
+    /// Stop that partition (nothing written, nothing skipped) with an error naming the command that
+    /// resolves it (`esurio offsets reset`); every other partition goes on.
+    #[default]
+    Stop,
+    /// Move the stored offset to the earliest offset the broker still holds, record the move in
+    /// `offset_resets` and go on: for topics whose recreation or retention is routine.
+    ResetToEarliest,
 }
 
 impl Default for KafkaSettings {
@@ -71,6 +95,8 @@ impl Default for KafkaSettings {
             prefetch_bytes: 64 * 1024 * 1024,
             assignment_strategy: "cooperative-sticky".into(),
             librdkafka: BTreeMap::new(),
+            on_offset_gap: OffsetGapPolicy::Stop,
+            offset_check_interval: Duration::from_secs(30),
         }
     }
 }
@@ -329,6 +355,9 @@ impl Settings {
         }
         if self.validate.max_future > Duration::from_secs(10 * 365 * 86_400) {
             anyhow::bail!("validate.max_future must be at most 10 years");
+        }
+        if self.kafka.offset_check_interval < Duration::from_millis(100) {
+            anyhow::bail!("kafka.offset_check_interval must be at least 100ms");
         }
         if self.kafka.session_timeout < Duration::from_secs(1) {
             anyhow::bail!("kafka.session_timeout must be at least 1s");

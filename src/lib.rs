@@ -14,8 +14,11 @@
 //! - [`sink`]: the pool, binary COPY into staging, merge with duplicate detection, quarantine and the
 //!   offset compare-and-set, in one transaction per batch; migrations.
 //! - [`publish`]: after commit: the dead-letter relay.
+//! - [`admin`]: operator commands: `esurio offsets list | reset` (stored offsets against the
+//!   broker, audited resets).
 //! - [`run`]: wiring and shutdown; [`simulate`]: the spider simulator; [`config`], [`telemetry`].
 
+pub mod admin;
 pub mod batch;
 pub mod bench;
 pub mod config;

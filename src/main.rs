@@ -34,7 +34,8 @@ enum Command {
     /// group kafka.group_id; each partition resumes at the offset stored in PostgreSQL.
     Run {
         /// Exit once every topic is caught up and no record arrived for this long (e.g. "5s").
-        /// For scripts and tests.
+        /// For scripts and tests. If partitions are stopped on an offset gap (see `esurio offsets`)
+        /// once everything else is caught up, exit non-zero naming them instead of waiting.
         #[arg(long, value_parser = humantime::parse_duration)]
         exit_when_idle: Option<Duration>,
         /// Do not apply migrations at start (for roles without DDL rights).
@@ -52,6 +53,10 @@ enum Command {
     Bench(esurio::bench::BenchArgs),
     /// Load and validate the settings, print them (secrets redacted), and exit.
     CheckConfig,
+    /// Inspect and reset where partitions resume (after a topic was recreated, or retention
+    /// removed records never written); every reset is audited in offset_resets.
+    #[command(long_about = esurio::admin::offsets::LONG_ABOUT)]
+    Offsets(esurio::admin::offsets::OffsetsArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
             }),
             Command::Simulate(args) => esurio::simulate::run(&settings, args).await,
             Command::Bench(args) => esurio::bench::run(&settings, args).await,
+            Command::Offsets(args) => esurio::admin::offsets::run(&settings, args).await,
             Command::CheckConfig => {
                 println!("{settings:#?}");
                 Ok(())

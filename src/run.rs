@@ -161,6 +161,8 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    // Partitions stopped on an offset gap when everything else was done: the idle exit fails.
+    let mut stopped_at_exit: Vec<String> = Vec::new();
     let reason = loop {
         tokio::select! {
             r = shutdown_signal() => break r,
@@ -181,12 +183,23 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         if let Some(idle) = opts.exit_when_idle {
             let now_ms = chrono::Utc::now().timestamp_millis() as u64;
             let all_caught_up = progress.iter().all(|p| p.caught_up.load(Ordering::Relaxed));
+            // A stopped partition waits for an operator; waiting for it here would hang scripts.
+            let all_settled = progress.iter().all(|p| p.settled.load(Ordering::Relaxed));
             let quiet = progress.iter().all(|p| {
                 let last = p.last_record_ms.load(Ordering::Relaxed);
                 last == 0 || now_ms.saturating_sub(last) >= idle.as_millis() as u64
             }) && started.elapsed() >= idle;
             if all_caught_up && quiet {
                 break "caught up and idle";
+            }
+            if all_settled && quiet {
+                stopped_at_exit = progress
+                    .iter()
+                    .flat_map(|p| p.stopped.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                    .collect();
+                if !stopped_at_exit.is_empty() {
+                    break "caught up except partitions stopped on an offset gap";
+                }
             }
         }
         if threads.iter().any(|t| t.is_finished()) {
@@ -222,6 +235,11 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
     let _ = sweeper.await;
     match failed {
         Some(e) => Err(e),
+        None if !stopped_at_exit.is_empty() => Err(anyhow::anyhow!(
+            "stopped with partitions held on an offset gap (nothing of them was written or skipped): {}; \
+             see `esurio offsets list`, then `esurio offsets reset`",
+            stopped_at_exit.join("; ")
+        )),
         None => {
             info!("Stopped cleanly.");
             Ok(())

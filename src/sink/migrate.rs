@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0004_revisions.sql",
         include_str!("../../sql/migrations/0004_revisions.sql"),
     ),
+    (
+        5,
+        "0005_offset_resets.sql",
+        include_str!("../../sql/migrations/0005_offset_resets.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key migrators agree on.
@@ -120,8 +125,13 @@ mod tests {
         files.sort();
         let listed: Vec<String> = super::MIGRATIONS.iter().map(|m| m.1.to_owned()).collect();
         assert_eq!(files, listed);
-        for (i, m) in super::MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.0 as usize, i + 1);
+        // Versions rise and match their file names; a number may be missing while another branch
+        // holds it (0004 was reserved while 0005 was written).
+        for w in super::MIGRATIONS.windows(2) {
+            assert!(w[0].0 < w[1].0, "{} before {}", w[0].1, w[1].1);
+        }
+        for m in super::MIGRATIONS {
+            assert_eq!(m.1[..4].parse::<i32>().unwrap(), m.0, "{}", m.1);
         }
     }
 }

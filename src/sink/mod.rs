@@ -20,6 +20,7 @@
 pub mod copy;
 pub mod merge;
 pub mod migrate;
+pub mod offsets;
 pub mod pool;
 mod write;
 

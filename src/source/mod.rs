@@ -9,8 +9,11 @@
 //! ([`crate::batch::MemoryBudget`]); it resumes once the writer caught up. On assignment a
 //! partition starts at the offset stored in PostgreSQL ([`crate::sink`] says why that keeps
 //! exactly-once); on revocation its unwritten batches are abandoned (the next owner re-reads them
-//! from the stored offset) and the thread waits, bounded, for the write in flight.
+//! from the stored offset) and the thread waits, bounded, for the write in flight. A stored offset
+//! the broker no longer holds (a recreated topic, retention) never makes a partition skip records
+//! silently ([`offsets`]).
 
+pub mod offsets;
 mod partition;
 mod prefetch;
 mod topic;

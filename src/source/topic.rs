@@ -1,6 +1,7 @@
 //! One topic's consumer thread: poll, decode, validate, encode, batch, hand to writers; plus the
 //! rebalance callback that seeds each assigned partition from the stored offset.
 
+use super::offsets::{self, Gate, Held};
 use super::partition::{run_writer, Control, PartitionState};
 use crate::batch::{Batch, MemoryBudget, Quarantined};
 use crate::config::Settings;
@@ -47,8 +48,14 @@ pub struct WorkerDeps {
 /// A topic worker's progress, read by the idle-exit check.
 #[derive(Debug, Default)]
 pub struct TopicProgress {
-    /// Every assigned partition is written up to its high watermark and nothing is pending.
+    /// Every partition is written up to its high watermark, nothing is pending, and no partition
+    /// is stopped on an offset gap.
     pub caught_up: AtomicBool,
+    /// Every partition is written up to its high watermark except the ones in `stopped`: once
+    /// nothing else is left, `run --exit-when-idle` exits non-zero naming them.
+    pub settled: AtomicBool,
+    /// This worker's partitions stopped on an offset gap (`topic[p]: stored S, broker L..H (why)`).
+    pub stopped: Mutex<Vec<String>>,
     /// When the last record arrived (ms since the Unix epoch).
     pub last_record_ms: AtomicU64,
     pub records: AtomicU64,
@@ -59,6 +66,11 @@ struct Shared {
     next_epoch: u64,
     /// Latest committed offsets, mirrored to Kafka's group offsets for lag tooling.
     kafka_commits: HashMap<i32, i64>,
+    /// Assigned partitions held back by the offset check (paused, no writer): stopped on an offset
+    /// gap, or not checked yet. Not in `partitions`, so their messages are dropped unwritten.
+    held: HashMap<i32, Held>,
+    /// When the stored offsets of idle partitions were last compared with the worker's own.
+    last_scan: Instant,
 }
 
 struct TopicContext {
@@ -83,12 +95,20 @@ impl ConsumerContext for TopicContext {
         );
         let res = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.on_assign(tpl);
-                if cooperative {
+                let held = self.on_assign(consumer, tpl);
+                let r = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
                     consumer.assign(tpl)
+                };
+                // Held partitions fetch nothing (anything fetched before this is dropped: they have
+                // no state in `partitions`).
+                if r.is_ok() && held.count() > 0 {
+                    if let Err(e) = consumer.pause(&held) {
+                        error!(topic = %self.topic, error = %e, "Cannot pause held partitions.");
+                    }
                 }
+                r
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.on_revoke(tpl);
@@ -122,8 +142,17 @@ impl TopicContext {
             .collect()
     }
 
-    /// Seeds each newly assigned partition from `consumed_offsets` and starts its writer.
-    fn on_assign(&self, tpl: &mut TopicPartitionList) {
+    /// Seeds each newly assigned partition from `consumed_offsets`, checks that offset against the
+    /// broker's watermarks (bounded by [`offsets::callback_budget`]) and starts its writer, or holds
+    /// the partition (see [`offsets`]). Returns the held partitions, to be paused once assigned.
+    fn on_assign(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+    ) -> TopicPartitionList {
+        let deadline =
+            Instant::now() + offsets::callback_budget(self.deps.settings.kafka.session_timeout);
+        let mut held = TopicPartitionList::new();
         for p in self.partitions_of(tpl) {
             let stored = loop {
                 let r = self.deps.runtime.block_on(self.deps.sink.stored_offset(
@@ -141,10 +170,33 @@ impl TopicContext {
                     Err(_) => break None,
                 }
             };
-            let offset = stored.map(Offset::Offset).unwrap_or(Offset::Beginning);
+            let budget = deadline.saturating_duration_since(Instant::now());
+            let start = match offsets::gate(consumer, &self.deps, &self.topic, p, stored, budget) {
+                Gate::Start(start) => start,
+                Gate::Hold(h) => {
+                    offsets::log_hold(&self.topic, p, &h);
+                    // The end: the partition is paused right after, and seeks to its stored offset
+                    // before it resumes, so this position is never consumed from.
+                    if let Err(e) = tpl.set_partition_offset(&self.topic, p, Offset::End) {
+                        error!(topic = %self.topic, partition = p, error = %e, "Cannot set the start offset.");
+                    }
+                    held.add_partition(&self.topic, p);
+                    self.lock().held.insert(p, h);
+                    continue;
+                }
+            };
+            let offset = start.map(Offset::Offset).unwrap_or(Offset::Beginning);
             if let Err(e) = tpl.set_partition_offset(&self.topic, p, offset) {
                 error!(topic = %self.topic, partition = p, error = %e, "Cannot set the start offset.");
             }
+            self.start_partition(p, start);
+        }
+        held
+    }
+
+    /// Starts a partition's writer and state at `stored` (`None`: from the beginning).
+    fn start_partition(&self, p: i32, stored: Option<i64>) {
+        {
             let mut sh = self.lock();
             sh.next_epoch += 1;
             let epoch = sh.next_epoch;
@@ -187,6 +239,7 @@ impl TopicContext {
             let mut sh = self.lock();
             for p in &parts {
                 sh.kafka_commits.remove(p);
+                sh.held.remove(p);
                 if let Some(st) = sh.partitions.remove(p) {
                     st.revoked.cancel();
                     handles.push(st.handle);
@@ -288,6 +341,8 @@ impl TopicWorker {
                 partitions: HashMap::new(),
                 next_epoch: 0,
                 kafka_commits: HashMap::new(),
+                held: HashMap::new(),
+                last_scan: Instant::now(),
             }),
             ctl_tx,
         };
@@ -305,6 +360,7 @@ impl TopicWorker {
             .with_partition_max_past(s.database.partition_max_past);
         let mut last_commit = Instant::now();
         let mut last_check = Instant::now();
+        let mut last_offset_check = Instant::now();
         let mut last_record = Instant::now();
         let mut polls_empty = 0u32;
         while !self.deps.stop.is_cancelled() {
@@ -337,12 +393,15 @@ impl TopicWorker {
                 self.commit_to_kafka(&consumer, CommitMode::Async);
                 last_commit = Instant::now();
             }
+            if last_offset_check.elapsed() >= Duration::from_millis(500) {
+                self.check_offsets(&consumer);
+                last_offset_check = Instant::now();
+            }
             if polls_empty > 0
                 && last_record.elapsed() >= Duration::from_millis(300)
                 && last_check.elapsed() >= Duration::from_millis(500)
             {
-                let caught_up = self.is_caught_up(&consumer);
-                self.progress.caught_up.store(caught_up, Ordering::Relaxed);
+                self.publish_idle_state(&consumer);
                 last_check = Instant::now();
             }
         }
@@ -554,21 +613,52 @@ impl TopicWorker {
         }
     }
 
-    /// Whether the whole group is done with this topic: nothing pending here, and for every
-    /// partition of the topic (owned by this worker or not) the offset stored in PostgreSQL has
-    /// reached the high watermark. Asking the database rather than this worker's assignment matters:
-    /// right after a restart the group may not have handed this worker its partitions yet, and an
-    /// empty assignment is not the same as being done.
-    fn is_caught_up(&self, consumer: &BaseConsumer<TopicContext>) -> bool {
-        if consumer
-            .context()
+    /// Publishes the idle check's outcome to [`TopicProgress`].
+    fn publish_idle_state(&self, consumer: &BaseConsumer<TopicContext>) {
+        let stopped: Vec<String> = {
+            let sh = consumer.context().lock();
+            let mut v: Vec<(i32, String)> = sh
+                .held
+                .iter()
+                .filter(|(_, h)| h.is_gap())
+                .map(|(p, h)| (*p, h.describe(&self.topic, *p)))
+                .collect();
+            v.sort();
+            v.into_iter().map(|(_, d)| d).collect()
+        };
+        let settled = self.is_caught_up(consumer);
+        self.progress
+            .caught_up
+            .store(settled && stopped.is_empty(), Ordering::Relaxed);
+        self.progress.settled.store(settled, Ordering::Relaxed);
+        *self
+            .progress
+            .stopped
             .lock()
-            .partitions
-            .values()
-            .any(|st| st.batch.is_some() || !st.pending.is_empty() || st.in_flight > 0)
-        {
-            return false;
-        }
+            .unwrap_or_else(|p| p.into_inner()) = stopped;
+    }
+
+    /// Whether the whole group is done with this topic: nothing pending here, and for every
+    /// partition of the topic (owned by this worker or not) the offset stored in PostgreSQL equals
+    /// the high watermark. Asking the database rather than this worker's assignment matters:
+    /// right after a restart the group may not have handed this worker its partitions yet, and an
+    /// empty assignment is not the same as being done. A stored offset above the high watermark
+    /// (a recreated topic) or below the low one is not done; partitions this worker stopped on such
+    /// a gap are left out here and reported apart ([`TopicProgress::stopped`]), while any it holds
+    /// unchecked count as not done.
+    fn is_caught_up(&self, consumer: &BaseConsumer<TopicContext>) -> bool {
+        let stopped: Vec<i32> = {
+            let sh = consumer.context().lock();
+            if sh
+                .partitions
+                .values()
+                .any(|st| st.batch.is_some() || !st.pending.is_empty() || st.in_flight > 0)
+                || sh.held.values().any(|h| !h.is_gap())
+            {
+                return false;
+            }
+            sh.held.keys().copied().collect()
+        };
         let partitions: Vec<i32> =
             match consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(2)) {
                 Ok(md) => md
@@ -590,12 +680,169 @@ impl TopicWorker {
             Ok(s) => s,
             Err(_) => return false,
         };
-        partitions.into_iter().all(|p| {
-            match consumer.fetch_watermarks(&self.topic, p, Duration::from_secs(2)) {
-                Ok((lo, hi)) => stored.get(&p).map_or(hi <= lo, |c| *c >= hi),
-                Err(_) => false,
+        partitions
+            .into_iter()
+            .filter(|p| !stopped.contains(p))
+            .all(
+                |p| match consumer.fetch_watermarks(&self.topic, p, Duration::from_secs(2)) {
+                    Ok((lo, hi)) => stored.get(&p).map_or(hi <= lo, |c| *c == hi),
+                    Err(_) => false,
+                },
+            )
+    }
+
+    /// The periodic offset check, on the consumer thread (so no rebalance or batch moves a
+    /// partition meanwhile): re-checks held partitions that are due and starts those whose stored
+    /// offset is valid again (an operator's reset), and every `kafka.offset_check_interval`
+    /// compares idle partitions' stored offsets with the worker's own, so that a reset of a
+    /// partition that receives nothing new is noticed (a busy partition notices on its next batch,
+    /// whose compare-and-set fails).
+    fn check_offsets(&self, consumer: &BaseConsumer<TopicContext>) {
+        let ctx = consumer.context();
+        let now = Instant::now();
+        // Broker round trips block this thread (no polling meanwhile): bound them per pass.
+        let deadline = now + offsets::CHECK_TIMEOUT;
+        let due: Vec<(i32, Held)> = ctx
+            .lock()
+            .held
+            .iter()
+            .filter(|(_, h)| h.next_check <= now)
+            .map(|(p, h)| (*p, h.clone()))
+            .collect();
+        for (p, old) in due {
+            let stored = self.deps.runtime.block_on(self.deps.sink.stored_offset(
+                &self.topic,
+                p,
+                &self.deps.hard_stop,
+            ));
+            let gate = match stored {
+                Ok(stored) => offsets::gate(
+                    consumer,
+                    &self.deps,
+                    &self.topic,
+                    p,
+                    stored,
+                    deadline.saturating_duration_since(Instant::now()),
+                ),
+                Err(e) => Gate::Hold(Held {
+                    reason: offsets::HoldReason::Unchecked(format!(
+                        "cannot read the stored offset: {e}"
+                    )),
+                    next_check: Instant::now() + self.deps.settings.kafka.offset_check_interval,
+                }),
+            };
+            match gate {
+                Gate::Start(start) => self.resume_held(consumer, p, start),
+                Gate::Hold(h) => {
+                    if h.reason != old.reason {
+                        offsets::log_hold(&self.topic, p, &h);
+                    }
+                    if let Some(e) = ctx.lock().held.get_mut(&p) {
+                        *e = h;
+                    }
+                }
             }
-        })
+        }
+
+        let interval = self.deps.settings.kafka.offset_check_interval;
+        let idle: Vec<(i32, u64, Option<i64>)> = {
+            let mut sh = ctx.lock();
+            if sh.last_scan.elapsed() < interval {
+                return;
+            }
+            sh.last_scan = Instant::now();
+            sh.partitions
+                .iter()
+                .filter(|(_, st)| st.batch.is_none() && st.pending.is_empty() && st.in_flight == 0)
+                .map(|(p, st)| (*p, st.epoch, st.committed))
+                .collect()
+        };
+        if idle.is_empty() {
+            return;
+        }
+        let stored = match self
+            .deps
+            .runtime
+            .block_on(self.deps.sink.stored_offsets(&self.topic))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(topic = %self.topic, error = %e, "Cannot read stored offsets for the offset check; trying again later.");
+                return;
+            }
+        };
+        for (p, epoch, committed) in idle {
+            let now_stored = stored.get(&p).copied();
+            if now_stored != committed {
+                // Nothing of ours is in flight (and nothing could start while this thread was
+                // here), so someone else moved it: an operator's reset, or a zombie writer.
+                info!(topic = %self.topic, partition = p, ours = ?committed, stored = ?now_stored,
+                    "The stored offset of an idle partition changed outside this worker (an offset reset?); seeking there.");
+            }
+            // Also against the broker: under a topic recreated while this worker runs, librdkafka
+            // restarts the fetch at the new beginning, below the partition's position, so every
+            // new record is dropped as a leftover and the partition sits idle at an offset above
+            // the end. (`auto.offset.reset = error` would stop that fetch instead, but a partition
+            // stopped that way refuses seeks until it is assigned again.)
+            let budget = deadline.saturating_duration_since(Instant::now());
+            match offsets::gate(consumer, &self.deps, &self.topic, p, now_stored, budget) {
+                // The same path as a fenced batch: drop what is held, seek to the stored offset.
+                Gate::Start(start) if start != committed => {
+                    let _ = ctx.ctl_tx.send(Control::Fenced {
+                        partition: p,
+                        epoch,
+                        stored: start,
+                    });
+                }
+                Gate::Start(_) => {}
+                Gate::Hold(h) if h.is_gap() => self.hold_running(consumer, p, h),
+                // The broker did not answer in time: a running partition keeps running.
+                Gate::Hold(_) => {}
+            }
+        }
+    }
+
+    /// Starts a held partition whose stored offset checked out: seek there, start its writer,
+    /// resume fetching. A failed seek leaves it held (tried again shortly).
+    fn resume_held(&self, consumer: &BaseConsumer<TopicContext>, p: i32, start: Option<i64>) {
+        let ctx = consumer.context();
+        let to = start.map(Offset::Offset).unwrap_or(Offset::Beginning);
+        if let Err(e) = consumer.seek(&self.topic, p, to, Duration::from_secs(10)) {
+            warn!(topic = %self.topic, partition = p, error = %e, "Cannot seek a held partition to its stored offset; trying again shortly.");
+            if let Some(h) = ctx.lock().held.get_mut(&p) {
+                h.next_check = Instant::now() + Duration::from_secs(1);
+            }
+            return;
+        }
+        if ctx.lock().held.remove(&p).is_none() {
+            return;
+        }
+        ctx.start_partition(p, start);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, p);
+        if let Err(e) = consumer.resume(&tpl) {
+            error!(topic = %self.topic, partition = p, error = %e, "Cannot resume a partition.");
+        }
+        info!(topic = %self.topic, partition = p, stored = ?start,
+            "Resumed a partition stopped on an offset gap: its stored offset is valid again.");
+    }
+
+    /// Stops a running idle partition whose stored offset was moved outside the broker's range:
+    /// its writer ends (it has nothing queued), the partition is paused and held.
+    fn hold_running(&self, consumer: &BaseConsumer<TopicContext>, p: i32, h: Held) {
+        offsets::log_hold(&self.topic, p, &h);
+        let mut sh = consumer.context().lock();
+        if let Some(st) = sh.partitions.remove(&p) {
+            st.revoked.cancel();
+        }
+        sh.kafka_commits.remove(&p);
+        sh.held.insert(p, h);
+        drop(sh);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, p);
+        if let Err(e) = consumer.pause(&tpl) {
+            error!(topic = %self.topic, partition = p, error = %e, "Cannot pause a held partition.");
+        }
     }
 
     fn commit_to_kafka(&self, consumer: &BaseConsumer<TopicContext>, mode: CommitMode) {

@@ -4,6 +4,7 @@
 
 mod crash;
 mod helpers;
+mod offsets;
 mod partitions;
 mod pipeline;
 mod realdata;

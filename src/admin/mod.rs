@@ -1,0 +1,6 @@
+//! Operator commands that inspect or repair the worker's state rather than move data.
+//!
+//! - [`offsets`]: `esurio offsets list | reset`: stored offsets against the broker, and audited
+//!   resets (after a topic was recreated, or retention removed records never written).
+
+pub mod offsets;
