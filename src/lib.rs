@@ -14,14 +14,18 @@
 //! - [`sink`]: the pool, binary COPY into staging, merge with duplicate detection, quarantine and the
 //!   offset compare-and-set, in one transaction per batch; migrations.
 //! - [`publish`]: after commit: the dead-letter relay.
-//! - [`run`]: wiring and shutdown; [`simulate`]: the spider simulator; [`config`], [`telemetry`].
+//! - [`run`]: wiring, supervision and shutdown; [`simulate`]: the spider simulator; [`config`],
+//!   [`telemetry`]; [`retry`]: the jittered exponential backoff policy; [`fault`]: a fault-injection
+//!   hook for tests only.
 
 pub mod batch;
 pub mod bench;
 pub mod config;
 pub mod decode;
+pub mod fault;
 pub mod publish;
 pub mod records;
+pub mod retry;
 pub mod run;
 pub mod simulate;
 pub mod sink;

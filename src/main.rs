@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             Command::Simulate(args) => esurio::simulate::run(&settings, args).await,
             Command::Bench(args) => esurio::bench::run(&settings, args).await,
             Command::CheckConfig => {
-                println!("{settings:#?}");
+                println!("{:#?}", settings.redacted());
                 Ok(())
             }
         }
