@@ -506,10 +506,19 @@ mod tests {
         s.decode.schema_registry_url = Some("https://ingest:pw-8@registry.example:8081".into());
         let shown = format!("{:#?}", s.redacted());
         for n in 1..=8 {
-            assert!(!shown.contains(&format!("pw-{n}")), "pw-{n} leaked: {shown}");
+            assert!(
+                !shown.contains(&format!("pw-{n}")),
+                "pw-{n} leaked: {shown}"
+            );
         }
-        assert!(shown.contains("SASL_SSL") && shown.contains("\"ingest\""), "{shown}");
-        assert!(shown.contains("https://ingest:[REDACTED]@registry.example:8081"), "{shown}");
+        assert!(
+            shown.contains("SASL_SSL") && shown.contains("\"ingest\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://ingest:[REDACTED]@registry.example:8081"),
+            "{shown}"
+        );
         // The settings in use keep their values.
         assert_eq!(s.kafka.librdkafka["sasl.password"], "pw-1");
     }

@@ -60,7 +60,10 @@ mod tests {
         for n in 0..40u32 {
             let nominal = (initial * 2u32.pow(n.min(20))).min(max);
             let d = b.next_delay();
-            assert!(d >= nominal / 2 && d <= nominal, "attempt {n}: {d:?} vs {nominal:?}");
+            assert!(
+                d >= nominal / 2 && d <= nominal,
+                "attempt {n}: {d:?} vs {nominal:?}"
+            );
             seen_below_nominal |= d < nominal;
         }
         assert_eq!(b.attempts(), 40);

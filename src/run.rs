@@ -222,7 +222,10 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
             .find(|(_, h)| h.is_finished())
             .map(|(name, _)| *name)
         {
-            error!(task = name, "A background task stopped unexpectedly; shutting the worker down.");
+            error!(
+                task = name,
+                "A background task stopped unexpectedly; shutting the worker down."
+            );
             died = Some(name);
             break "a background task stopped";
         }

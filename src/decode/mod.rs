@@ -408,7 +408,10 @@ mod tests {
         assert_eq!(reason(d.decode(b"\x00\x00\x00")), "truncated_header");
         let e = d.decode(b"\x00\x00\x00\x00\x01abc").unwrap_err();
         assert_eq!(e.reason(), "no_registry_configured");
-        assert!(!e.is_retriable() && !e.is_fatal(), "quarantined, never retried");
+        assert!(
+            !e.is_retriable() && !e.is_fatal(),
+            "quarantined, never retried"
+        );
         let forced = decoder("market_data", Format::AvroRegistry, None);
         assert_eq!(reason(forced.decode(b"{}")), "wrong_magic_byte");
         let forced = decoder("market_data", Format::AvroSingleObject, None);
@@ -480,7 +483,10 @@ mod tests {
         stub.fail_with(401, None);
         let e = fresh().decode(&rec).unwrap_err();
         assert!(e.is_fatal(), "{e}");
-        assert!(e.to_string().contains("refused our credentials (HTTP 401)"), "{e}");
+        assert!(
+            e.to_string().contains("refused our credentials (HTTP 401)"),
+            "{e}"
+        );
         stub.fail_with(403, None);
         assert!(fresh().decode(&rec).unwrap_err().is_fatal());
         stub.fail_with(429, None);

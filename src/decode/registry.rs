@@ -179,10 +179,15 @@ mod tests {
 
     #[test]
     fn messages_never_show_the_registry_password() {
-        let r = Registry::new("http://user:hunter2@127.0.0.1:1/", Duration::from_millis(200));
+        let r = Registry::new(
+            "http://user:hunter2@127.0.0.1:1/",
+            Duration::from_millis(200),
+        );
         let e = r.schema(1).unwrap_err();
         assert!(e.is_retriable(), "{e}");
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        assert!(!status_error(&r.shown, 1, 401).to_string().contains("hunter2"));
+        assert!(!status_error(&r.shown, 1, 401)
+            .to_string()
+            .contains("hunter2"));
     }
 }

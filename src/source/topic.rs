@@ -408,10 +408,7 @@ impl TopicWorker {
         };
         error!(topic = %self.topic, partition, cause = %why,
             "The writer of a partition died; stopping the worker (nothing is lost: its unwritten records are re-read after restart).");
-        anyhow::bail!(
-            "the writer of {}[{partition}] died: {why}",
-            self.topic
-        )
+        anyhow::bail!("the writer of {}[{partition}] died: {why}", self.topic)
     }
 
     /// Decodes, validates and batches one message.
@@ -498,10 +495,14 @@ impl TopicWorker {
             offset,
         };
         match decoded {
-            Ok(payload) => match (self.family.process)(payload, vctx, &lineage, &mut batch.staged) {
-                Ok(()) => batch.push_valid(offset, m.key(), bytes, ts_ms),
-                Err(e) => batch.push_quarantined(quarantine(e.stage(), e.reason(), e.to_string())),
-            },
+            Ok(payload) => {
+                match (self.family.process)(payload, vctx, &lineage, &mut batch.staged) {
+                    Ok(()) => batch.push_valid(offset, m.key(), bytes, ts_ms),
+                    Err(e) => {
+                        batch.push_quarantined(quarantine(e.stage(), e.reason(), e.to_string()))
+                    }
+                }
+            }
             Err(e) => {
                 debug!(topic = %self.topic, partition = p, offset, error = %e, "Quarantining an undecodable record.");
                 batch.push_quarantined(quarantine("decode", e.reason(), e.to_string()));
@@ -545,7 +546,12 @@ impl TopicWorker {
         }
         // Seek before pausing: a seek resets librdkafka's resume position, so the partition
         // re-fetches from this record (not from the message after it) when it resumes.
-        if let Err(e) = consumer.seek(&self.topic, p, Offset::Offset(offset), Duration::from_secs(10)) {
+        if let Err(e) = consumer.seek(
+            &self.topic,
+            p,
+            Offset::Offset(offset),
+            Duration::from_secs(10),
+        ) {
             error!(topic = %self.topic, partition = p, offset, error = %e,
                 "Cannot seek back to a record waiting for the schema registry; it is re-checked on resume.");
         }
@@ -554,7 +560,9 @@ impl TopicWorker {
             tpl.add_partition(&self.topic, p);
             match consumer.pause(&tpl) {
                 Ok(()) => st.paused = true,
-                Err(e) => warn!(topic = %self.topic, partition = p, error = %e, "Cannot pause a partition."),
+                Err(e) => {
+                    warn!(topic = %self.topic, partition = p, error = %e, "Cannot pause a partition.")
+                }
             }
         }
     }
@@ -709,18 +717,12 @@ impl TopicWorker {
     /// right after a restart the group may not have handed this worker its partitions yet, and an
     /// empty assignment is not the same as being done.
     fn is_caught_up(&self, consumer: &BaseConsumer<TopicContext>) -> bool {
-        if consumer
-            .context()
-            .lock()
-            .partitions
-            .values()
-            .any(|st| {
-                st.batch.is_some()
-                    || !st.pending.is_empty()
-                    || st.in_flight > 0
-                    || st.registry_wait.is_some()
-            })
-        {
+        if consumer.context().lock().partitions.values().any(|st| {
+            st.batch.is_some()
+                || !st.pending.is_empty()
+                || st.in_flight > 0
+                || st.registry_wait.is_some()
+        }) {
             return false;
         }
         let partitions: Vec<i32> =

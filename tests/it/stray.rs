@@ -82,6 +82,33 @@ fn create_topic(env: &TestEnv, family: &str, partitions: u32, records: u32, seed
     summary["topics"][family]["produced"].as_i64().unwrap()
 }
 
+/// A worker started by a test: killed if the test fails before stopping it.
+struct Worker(Option<std::process::Child>, std::path::PathBuf);
+
+impl Worker {
+    fn start(env: &TestEnv, extra_env: &[(&str, &str)]) -> Self {
+        let (child, log) = env.spawn_logged(&["run"], extra_env);
+        Worker(Some(child), log)
+    }
+
+    /// SIGTERM; returns the exit status and the log.
+    fn term(mut self) -> (std::process::ExitStatus, String) {
+        let out = terminate(self.0.take().unwrap(), LIMIT);
+        let log = std::fs::read_to_string(&self.1).unwrap_or_default();
+        (out.status, log)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.1);
+    }
+}
+
 fn high_watermark(env: &TestEnv, family: &str, partition: i32) -> i64 {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let c: BaseConsumer = rdkafka::ClientConfig::new()
@@ -103,6 +130,24 @@ where
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The log without terminal colour codes (the text format colours its fields).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn rows(tables: &[(&str, i64)]) -> Value {
@@ -178,11 +223,14 @@ async fn a_registry_outage_holds_back_only_what_needs_it_and_loses_nothing() {
     p0.extend((0..10).map(|i| tick("P0B", i)));
     env.produce("market_data", 0, &p0);
 
-    let (worker, log) = env.spawn_logged(
-        &["run"],
+    let worker = Worker::start(
+        &env,
         &[
             ("ESURIO__KAFKA__TOPICS", "market_data,crypto_data"),
-            ("ESURIO__DECODE__SCHEMA_REGISTRY_RETRY_INITIAL_BACKOFF", "100ms"),
+            (
+                "ESURIO__DECODE__SCHEMA_REGISTRY_RETRY_INITIAL_BACKOFF",
+                "100ms",
+            ),
             ("ESURIO__DECODE__SCHEMA_REGISTRY_RETRY_MAX_BACKOFF", "1s"),
         ],
     );
@@ -208,17 +256,23 @@ async fn a_registry_outage_holds_back_only_what_needs_it_and_loses_nothing() {
         ]);
         s["topics"]["crypto_data"]["produced"].as_i64().unwrap()
     };
-    wait_until("partition 1 and crypto_data are written during the outage", LIMIT, || async {
-        env.count("SELECT count(*) FROM market_data WHERE symbol = 'P1'")
-            .await
-            == 50
-            && env.count("SELECT count(*) FROM crypto_data").await == sim_crypto + more_crypto
-    })
+    wait_until(
+        "partition 1 and crypto_data are written during the outage",
+        LIMIT,
+        || async {
+            env.count("SELECT count(*) FROM market_data WHERE symbol = 'P1'")
+                .await
+                == 50
+                && env.count("SELECT count(*) FROM crypto_data").await == sim_crypto + more_crypto
+        },
+    )
     .await;
     // Partition 0 is written up to the first record that needs the registry, and held there.
-    wait_until("partition 0 is written up to the registry records", LIMIT, || async {
-        env.stored_offset("market_data", 0).await == p0_sim + 10
-    })
+    wait_until(
+        "partition 0 is written up to the registry records",
+        LIMIT,
+        || async { env.stored_offset("market_data", 0).await == p0_sim + 10 },
+    )
     .await;
     assert_eq!(
         env.count("SELECT count(*) FROM market_data WHERE symbol IN ('P0REG', 'P0B')")
@@ -235,20 +289,25 @@ async fn a_registry_outage_holds_back_only_what_needs_it_and_loses_nothing() {
     );
 
     stub.recover();
-    wait_until("partition 0 is written after the registry recovers", LIMIT, || async {
-        env.count("SELECT count(*) FROM market_data WHERE symbol IN ('P0REG', 'P0B')")
-            .await
-            == 40
-    })
+    wait_until(
+        "partition 0 is written after the registry recovers",
+        LIMIT,
+        || async {
+            env.count("SELECT count(*) FROM market_data WHERE symbol IN ('P0REG', 'P0B')")
+                .await
+                == 40
+        },
+    )
     .await;
-    let out = terminate(worker, LIMIT);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(out.status.success(), "{}: {text}", out.status);
+    let (status, text) = worker.term();
+    assert!(status.success(), "{status}: {text}");
     assert!(
         text.contains("schema registry is unavailable; pausing its partition"),
         "{text}"
     );
     assert!(!text.contains("panicked"), "{text}");
+    // The seek before the pause made the resumed partition re-fetch the waiting record itself.
+    assert!(!text.contains("skipped the record it waits for"), "{text}");
     let market = sim_market + p0.len() as i64 + 50;
     env.assert_exact(
         &rows(&[
@@ -277,19 +336,20 @@ async fn sigterm_during_a_registry_outage_quarantines_nothing_and_a_restart_writ
     env.produce("market_data", 0, &payloads);
     let extra = [("ESURIO__KAFKA__TOPICS", "market_data")];
 
-    let (worker, log) = env.spawn_logged(&["run"], &extra);
+    let worker = Worker::start(&env, &extra);
     let first_registry_record = sim + 5;
-    wait_until("the records before the outage are written", LIMIT, || async {
-        env.stored_offset("market_data", 0).await == first_registry_record
-    })
+    wait_until(
+        "the records before the outage are written",
+        LIMIT,
+        || async { env.stored_offset("market_data", 0).await == first_registry_record },
+    )
     .await;
     wait_until("the registry was retried", LIMIT, || async {
         stub.failed_requests() >= 3
     })
     .await;
-    let out = terminate(worker, LIMIT);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(out.status.success(), "{}: {text}", out.status);
+    let (status, text) = worker.term();
+    assert!(status.success(), "{status}: {text}");
     assert_eq!(
         env.count("SELECT count(*) FROM quarantine").await,
         0,
@@ -386,6 +446,7 @@ async fn a_dying_writer_stops_the_worker_and_a_restart_writes_everything_exactly
 
     let (status, log) = env.run_logged(&["run", "--exit-when-idle", "3s"], &faulty, LIMIT);
     assert!(!status.success(), "a dead writer must fail the run: {log}");
+    let log = strip_ansi(&log);
     let line = log
         .lines()
         .find(|l| l.contains("The writer of a partition died"))
