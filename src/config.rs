@@ -112,8 +112,16 @@ pub struct DecodeSettings {
     pub max_record_bytes: usize,
     /// Confluent-compatible schema registry base URL; needed for the registry wire format.
     pub schema_registry_url: Option<String>,
+    /// Per request to the registry. A request blocks its topic's consumer thread for at most this.
     #[serde(with = "humantime_serde")]
     pub schema_registry_timeout: Duration,
+    /// While the registry is unavailable, a partition that needs it is paused and retried after
+    /// this delay, doubling (with jitter) up to `schema_registry_retry_max_backoff`; the consumer
+    /// keeps polling its other partitions meanwhile.
+    #[serde(with = "humantime_serde")]
+    pub schema_registry_retry_initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub schema_registry_retry_max_backoff: Duration,
 }
 
 impl Default for DecodeSettings {
@@ -124,6 +132,8 @@ impl Default for DecodeSettings {
             max_record_bytes: 1024 * 1024,
             schema_registry_url: None,
             schema_registry_timeout: Duration::from_secs(5),
+            schema_registry_retry_initial_backoff: Duration::from_millis(200),
+            schema_registry_retry_max_backoff: Duration::from_secs(10),
         }
     }
 }
@@ -281,10 +291,26 @@ impl Settings {
     ///
     /// # Errors
     /// A file does not parse, names an unknown key, or a value has the wrong type; the message names
-    /// the key and the file (or environment variable).
+    /// the key and the file (or environment variable). `ESURIO_ENV` names an environment with no
+    /// file (a typo would otherwise run production with the local defaults).
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let env = std::env::var("ESURIO_ENV").unwrap_or_else(|_| "local".into());
-        let files: Vec<PathBuf> = vec![dir.join("base.yaml"), dir.join(format!("{env}.yaml"))];
+        Self::load_env(dir, std::env::var("ESURIO_ENV").ok().as_deref())
+    }
+
+    /// [`Settings::load`] with `ESURIO_ENV` given (`None`: unset, meaning `local`, whose file may
+    /// be absent: every key has a default).
+    fn load_env(dir: &Path, esurio_env: Option<&str>) -> anyhow::Result<Self> {
+        let env = esurio_env.unwrap_or("local");
+        let env_file = dir.join(format!("{env}.yaml"));
+        if esurio_env.is_some() && !env_file.exists() {
+            anyhow::bail!(
+                "ESURIO_ENV={env:?} but {} does not exist; the environments in {} are: {}",
+                env_file.display(),
+                dir.display(),
+                environments(dir).join(", ")
+            );
+        }
+        let files: Vec<PathBuf> = vec![dir.join("base.yaml"), env_file];
         let mut builder = config::Config::builder();
         for f in &files {
             if f.exists() {
@@ -365,6 +391,21 @@ impl Settings {
         Ok(())
     }
 
+    /// A copy safe to print (`esurio check-config`): secrets inside `kafka.librdkafka` and the
+    /// password of a URL are replaced by `[REDACTED]` (`database.url` is a `SecretString` already).
+    pub fn redacted(&self) -> Settings {
+        let mut s = self.clone();
+        for (k, v) in s.kafka.librdkafka.iter_mut() {
+            if is_secret_property(k) {
+                *v = REDACTED.into();
+            }
+        }
+        if let Some(u) = s.decode.schema_registry_url.as_mut() {
+            *u = redact_url(u);
+        }
+        s
+    }
+
     /// The Kafka topic of a family.
     pub fn topic(&self, family: &str) -> String {
         format!("{}{}", self.kafka.topic_prefix, family)
@@ -377,6 +418,53 @@ impl Settings {
             .copied()
             .unwrap_or(self.decode.format)
     }
+}
+
+const REDACTED: &str = "[REDACTED]";
+
+/// Whether a librdkafka property holds a secret: any `*password*` or `*secret*` key
+/// (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
+/// `sasl.oauthbearer.client.secret`, ...), a private key given inline (`ssl.key.pem`), and the
+/// OAUTHBEARER config string (it may carry a client secret).
+fn is_secret_property(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k == "ssl.key.pem"
+        || k == "sasl.oauthbearer.config"
+}
+
+/// `url` with its password (if any) replaced by `[REDACTED]`; text that is not a URL is returned
+/// as is.
+pub fn redact_url(url: &str) -> String {
+    // Replaced in the text rather than through `Url::set_password`, which would percent-encode the
+    // marker and normalize the rest of the URL.
+    match url::Url::parse(url) {
+        Ok(u) => match u.password() {
+            Some(pw) => url.replacen(&format!(":{pw}@"), &format!(":{REDACTED}@"), 1),
+            None => url.to_owned(),
+        },
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// The environments `dir` has a file for (`<env>.yaml`, except `base.yaml`), sorted.
+fn environments(dir: &Path) -> Vec<String> {
+    let mut envs: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let env = name.strip_suffix(".yaml")?;
+            (env != "base").then(|| env.to_owned())
+        })
+        .collect();
+    envs.sort();
+    if envs.is_empty() {
+        envs.push("(none)".into());
+    }
+    envs
 }
 
 #[cfg(test)]
@@ -411,5 +499,64 @@ mod tests {
         let err = format!("{:#}", Settings::load(dir.path()).unwrap_err());
         assert!(err.contains("max_rowz"), "{err}");
         assert!(err.contains("base.yaml"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelled_esurio_env_names_the_variable_the_file_and_the_environments() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["base.yaml", "local.yaml", "production.yaml"] {
+            std::fs::write(dir.path().join(f), "batch:\n  max_records: 3\n").unwrap();
+        }
+        let err = format!(
+            "{:#}",
+            Settings::load_env(dir.path(), Some("prodution")).unwrap_err()
+        );
+        assert!(err.contains("ESURIO_ENV"), "{err}");
+        assert!(err.contains("prodution.yaml"), "{err}");
+        assert!(err.contains("local, production"), "{err}");
+        assert!(!err.contains("base"), "{err}");
+        let s = Settings::load_env(dir.path(), Some("production")).unwrap();
+        assert_eq!(s.batch.max_records, 3);
+        // Unset means `local`, whose file may be absent: the defaults suffice.
+        std::fs::remove_file(dir.path().join("local.yaml")).unwrap();
+        Settings::load_env(dir.path(), None).unwrap();
+        assert!(Settings::load_env(dir.path(), Some("local")).is_err());
+    }
+
+    #[test]
+    fn check_config_output_redacts_librdkafka_secrets_and_url_passwords() {
+        let mut s = Settings::default();
+        let props = [
+            ("sasl.password", "pw-1"),
+            ("ssl.key.password", "pw-2"),
+            ("ssl.keystore.password", "pw-3"),
+            ("sasl.oauthbearer.client.secret", "pw-4"),
+            ("SASL.PASSWORD.extra", "pw-5"),
+            ("ssl.key.pem", "pw-6"),
+            ("sasl.oauthbearer.config", "clientSecret=pw-7"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.username", "ingest"),
+        ];
+        for (k, v) in props {
+            s.kafka.librdkafka.insert(k.into(), v.into());
+        }
+        s.decode.schema_registry_url = Some("https://ingest:pw-8@registry.example:8081".into());
+        let shown = format!("{:#?}", s.redacted());
+        for n in 1..=8 {
+            assert!(
+                !shown.contains(&format!("pw-{n}")),
+                "pw-{n} leaked: {shown}"
+            );
+        }
+        assert!(
+            shown.contains("SASL_SSL") && shown.contains("\"ingest\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://ingest:[REDACTED]@registry.example:8081"),
+            "{shown}"
+        );
+        // The settings in use keep their values.
+        assert_eq!(s.kafka.librdkafka["sasl.password"], "pw-1");
     }
 }

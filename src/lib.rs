@@ -16,15 +16,19 @@
 //! - [`publish`]: after commit: the dead-letter relay.
 //! - [`admin`]: operator commands: `esurio offsets list | reset` (stored offsets against the
 //!   broker, audited resets).
-//! - [`run`]: wiring and shutdown; [`simulate`]: the spider simulator; [`config`], [`telemetry`].
+//! - [`run`]: wiring, supervision and shutdown; [`simulate`]: the spider simulator; [`config`],
+//!   [`telemetry`]; [`retry`]: the jittered exponential backoff policy; [`fault`]: a fault-injection
+//!   hook for tests only.
 
 pub mod admin;
 pub mod batch;
 pub mod bench;
 pub mod config;
 pub mod decode;
+pub mod fault;
 pub mod publish;
 pub mod records;
+pub mod retry;
 pub mod run;
 pub mod simulate;
 pub mod sink;

@@ -103,7 +103,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => esurio::bench::run(&settings, args).await,
             Command::Offsets(args) => esurio::admin::offsets::run(&settings, args).await,
             Command::CheckConfig => {
-                println!("{settings:#?}");
+                println!("{:#?}", settings.redacted());
                 Ok(())
             }
         }

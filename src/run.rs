@@ -18,7 +18,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
+
+const RELAY: &str = "the dead-letter relay";
+const MAINTENANCE: &str = "the partition maintenance task";
+const SWEEPER: &str = "the pool sweeper";
+
+/// What a task's end says: its panic message, or that it was cancelled.
+pub(crate) fn join_error_message(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
 
 /// Options of `esurio run` that are about this invocation rather than the deployment.
 #[derive(Debug, Clone, Default)]
@@ -120,6 +137,13 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         notify: dlq_notify.clone(),
     };
     let relay = tokio::spawn(relay.run(stop.clone(), hard_stop.clone()));
+    // Owned and observed: the main loop notices one ending early, shutdown notices a panic.
+    let background = [
+        (RELAY, relay),
+        (MAINTENANCE, maintenance),
+        (SWEEPER, sweeper),
+    ];
+    let mut died: Option<&str> = None;
 
     let sink = Sink::new(
         pool.clone(),
@@ -205,6 +229,19 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         if threads.iter().any(|t| t.is_finished()) {
             break "a consumer thread stopped";
         }
+        // These run until the stop: one that ended before it died.
+        if let Some(name) = background
+            .iter()
+            .find(|(_, h)| h.is_finished())
+            .map(|(name, _)| *name)
+        {
+            error!(
+                task = name,
+                "A background task stopped unexpectedly; shutting the worker down."
+            );
+            died = Some(name);
+            break "a background task stopped";
+        }
     };
     info!(reason, "Shutting down: flushing and committing.");
     stop.cancel();
@@ -228,11 +265,26 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
             _ => failed = Some(anyhow::anyhow!("{name} panicked")),
         }
     }
-    let _ = relay.await;
     hard_timer.abort();
+    // Every background task's end is observed: a panic, or an end before the stop, fails the run.
+    for (name, handle) in background {
+        if name == MAINTENANCE && died != Some(name) {
+            handle.abort(); // it sleeps for an hour between runs
+        }
+        if name == SWEEPER {
+            hard_stop.cancel();
+        }
+        let cause = match handle.await {
+            Err(e) if e.is_panic() => Some(join_error_message(e)),
+            _ if died == Some(name) => Some("it ended before the stop".to_owned()),
+            _ => None,
+        };
+        if let Some(cause) = cause {
+            error!(task = name, %cause, "A background task died.");
+            failed.get_or_insert_with(|| anyhow::anyhow!("{name} died: {cause}"));
+        }
+    }
     hard_stop.cancel();
-    maintenance.abort();
-    let _ = sweeper.await;
     match failed {
         Some(e) => Err(e),
         None if !stopped_at_exit.is_empty() => Err(anyhow::anyhow!(

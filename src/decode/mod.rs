@@ -59,6 +59,10 @@ pub enum DecodeError {
     BadWriterSchema { id: u32, message: String },
     #[error("the schema registry is unreachable: {0}")]
     RegistryUnavailable(String),
+    #[error("the schema registry at {url} refused our credentials (HTTP {status}): check decode.schema_registry_url / its credentials")]
+    RegistryRefused { url: String, status: u16 },
+    #[error("the schema registry at {url} rejected our request (HTTP {status}): check decode.schema_registry_url (does it point at a Confluent-compatible registry?)")]
+    RegistryRejected { url: String, status: u16 },
     #[error(
         "the record is in the schema registry format but no schema registry URL is configured"
     )]
@@ -91,6 +95,8 @@ impl DecodeError {
             DecodeError::UnknownSchemaId(_) => "unknown_schema_id",
             DecodeError::BadWriterSchema { .. } => "incompatible_schema",
             DecodeError::RegistryUnavailable(_) => "registry_unavailable",
+            DecodeError::RegistryRefused { .. } => "registry_refused",
+            DecodeError::RegistryRejected { .. } => "registry_rejected",
             DecodeError::NoRegistry => "no_registry_configured",
             DecodeError::UnknownFingerprint(_) => "unknown_fingerprint",
             DecodeError::Avro(_) => "invalid_avro",
@@ -102,12 +108,23 @@ impl DecodeError {
         }
     }
 
-    /// Retry (and never quarantine) what a retry can fix: the registry being down. A missing registry
-    /// URL is a configuration error; retrying lets an operator fix it without losing the record.
+    /// Retry (and never quarantine) what a retry can fix: the registry being down or overloaded.
+    ///
+    /// A record in the registry format on a worker with no registry configured is not retried: the
+    /// bytes cannot be decoded by this deployment, so they are quarantined
+    /// (`no_registry_configured`) like any other undecodable record, and stay replayable from the
+    /// quarantine table and the dead-letter topic. Retrying it stopped its whole partition.
     pub fn is_retriable(&self) -> bool {
+        matches!(self, DecodeError::RegistryUnavailable(_))
+    }
+
+    /// Neither quarantine nor retry can help: the worker's configuration is wrong (the registry
+    /// refuses our credentials, or the URL is not a registry). The worker stops with this error;
+    /// nothing is lost, the record is read again after the fix.
+    pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            DecodeError::RegistryUnavailable(_) | DecodeError::NoRegistry
+            DecodeError::RegistryRefused { .. } | DecodeError::RegistryRejected { .. }
         )
     }
 }
@@ -391,7 +408,10 @@ mod tests {
         assert_eq!(reason(d.decode(b"\x00\x00\x00")), "truncated_header");
         let e = d.decode(b"\x00\x00\x00\x00\x01abc").unwrap_err();
         assert_eq!(e.reason(), "no_registry_configured");
-        assert!(e.is_retriable());
+        assert!(
+            !e.is_retriable() && !e.is_fatal(),
+            "quarantined, never retried"
+        );
         let forced = decoder("market_data", Format::AvroRegistry, None);
         assert_eq!(reason(forced.decode(b"{}")), "wrong_magic_byte");
         let forced = decoder("market_data", Format::AvroSingleObject, None);
@@ -448,13 +468,36 @@ mod tests {
             .unwrap()["id"]
             .as_u64()
             .unwrap() as u32;
-        let reg = Arc::new(Registry::new(&stub.url(), Duration::from_secs(2)));
-        let d = decoder("market_data", Format::Auto, Some(reg));
+        let fresh = || {
+            let reg = Arc::new(Registry::new(&stub.url(), Duration::from_secs(2)));
+            decoder("market_data", Format::Auto, Some(reg))
+        };
+        let d = fresh();
         let body = avro_body(&d);
         let mut rec = vec![0u8];
         rec.extend_from_slice(&id.to_be_bytes());
         rec.extend_from_slice(&body);
+
+        // What the registry answers decides: credentials refused is fatal, overload and outages
+        // are retried, and a registry that recovers serves the schema (nothing cached the failure).
+        stub.fail_with(401, None);
+        let e = fresh().decode(&rec).unwrap_err();
+        assert!(e.is_fatal(), "{e}");
+        assert!(
+            e.to_string().contains("refused our credentials (HTTP 401)"),
+            "{e}"
+        );
+        stub.fail_with(403, None);
+        assert!(fresh().decode(&rec).unwrap_err().is_fatal());
+        stub.fail_with(429, None);
+        assert!(fresh().decode(&rec).unwrap_err().is_retriable());
+        stub.fail_with(503, Some(Duration::from_millis(300)));
+        let e = d.decode(&rec).unwrap_err();
+        assert_eq!(e.reason(), "registry_unavailable");
+        assert!(e.is_retriable());
+        std::thread::sleep(Duration::from_millis(400));
         assert!(matches!(d.decode(&rec), Ok(Payload::Avro(_))));
+        assert_eq!(stub.failed_requests(), 4);
         rec[1..5].copy_from_slice(&999_999u32.to_be_bytes());
         let e = d.decode(&rec).unwrap_err();
         assert_eq!(e.reason(), "unknown_schema_id");

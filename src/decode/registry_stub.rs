@@ -4,12 +4,19 @@
 //! format is exercised against this: `POST /subjects/{subject}/versions` with `{"schema": "..."}`
 //! registers (same schema text, same id) and answers `{"id": N}`; `GET /schemas/ids/{id}` answers
 //! `{"schema": "..."}` or 404. One thread, one request per connection, loopback only.
+//!
+//! Tests can make it fail: [`RegistryStub::fail_with`] answers every request with a given status
+//! (401, 429, 503, ...) for a while or until told otherwise.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A failure the stub is told to answer with: the status, until when (`None`: until cleared).
+type Failure = Option<(u16, Option<Instant>)>;
 
 #[derive(Default)]
 struct State {
@@ -20,7 +27,9 @@ struct State {
 /// A running stub; it stops when the process exits.
 pub struct RegistryStub {
     pub addr: SocketAddr,
-    down: Arc<AtomicBool>,
+    failure: Arc<Mutex<Failure>>,
+    /// Requests answered with the injected failure status.
+    failed: Arc<AtomicU64>,
 }
 
 impl RegistryStub {
@@ -31,8 +40,54 @@ impl RegistryStub {
     /// While down, every request is answered 503, as a registry behind a failing load balancer
     /// would: the fault tests use it to prove the worker retries rather than quarantines.
     pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.fail_with(503, None);
+        } else {
+            self.recover();
+        }
     }
+
+    /// Answers every request with `status` (e.g. 401, 429, 503) for `lasting` (`None`: until
+    /// [`RegistryStub::recover`]).
+    pub fn fail_with(&self, status: u16, lasting: Option<Duration>) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((status, lasting.map(|d| Instant::now() + d)));
+    }
+
+    /// Answers normally again.
+    pub fn recover(&self) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// How many requests were answered with an injected failure so far.
+    pub fn failed_requests(&self) -> u64 {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+fn current_failure(failure: &Mutex<Failure>) -> Option<u16> {
+    match *failure.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some((status, None)) => Some(status),
+        Some((status, Some(until))) if Instant::now() < until => Some(status),
+        _ => None,
+    }
+}
+
+fn status_line(status: u16) -> String {
+    let text = match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Injected Failure",
+    };
+    format!("{status} {text}")
 }
 
 /// Starts the stub on `127.0.0.1:port` (0 = any free port).
@@ -46,19 +101,28 @@ pub fn serve(port: u16) -> std::io::Result<RegistryStub> {
         next: 1,
         ..Default::default()
     }));
-    let down = Arc::new(AtomicBool::new(false));
-    let is_down = down.clone();
+    let failure: Arc<Mutex<Failure>> = Arc::default();
+    let failed = Arc::new(AtomicU64::new(0));
+    let (fail, count) = (failure.clone(), failed.clone());
     std::thread::Builder::new()
         .name("registry-stub".into())
         .spawn(move || {
             for conn in listener.incoming().flatten() {
-                let _ = handle(conn, &state, is_down.load(Ordering::SeqCst));
+                let injected = current_failure(&fail);
+                if injected.is_some() {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+                let _ = handle(conn, &state, injected);
             }
         })?;
-    Ok(RegistryStub { addr, down })
+    Ok(RegistryStub {
+        addr,
+        failure,
+        failed,
+    })
 }
 
-fn handle(conn: TcpStream, state: &Mutex<State>, down: bool) -> std::io::Result<()> {
+fn handle(conn: TcpStream, state: &Mutex<State>, failure: Option<u16>) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -79,13 +143,15 @@ fn handle(conn: TcpStream, state: &Mutex<State>, down: bool) -> std::io::Result<
     }
     let mut body = vec![0u8; len.min(16 << 20)];
     reader.read_exact(&mut body)?;
-    let (status, reply) = if down {
-        (
-            "503 Service Unavailable",
-            r#"{"error_code":50301,"message":"down for a test"}"#.to_owned(),
-        )
-    } else {
-        route(&method, &path, &body, state)
+    let (status, reply) = match failure {
+        Some(code) => (
+            status_line(code),
+            format!(r#"{{"error_code":{code}01,"message":"failing for a test"}}"#),
+        ),
+        None => {
+            let (status, reply) = route(&method, &path, &body, state);
+            (status.to_owned(), reply)
+        }
     };
     let mut out = conn;
     write!(

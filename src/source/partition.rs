@@ -1,9 +1,11 @@
 //! Per-partition state on the consumer thread, and the partition's writer task.
 
 use crate::batch::Batch;
+use crate::retry::Backoff;
 use crate::sink::{Sink, SinkError};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -39,7 +41,10 @@ pub struct PartitionState {
     /// paused in the consumer, so the thread keeps polling (heartbeats, rebalances) without fetching
     /// more: memory stays bounded by the prefetch limit and the group never evicts us.
     pub pending: std::collections::VecDeque<Batch>,
+    /// Paused in the consumer (for backpressure, the memory budget, or a registry wait).
     pub paused: bool,
+    /// Set while a record of this partition waits for the schema registry; see [`RegistryWait`].
+    pub registry_wait: Option<RegistryWait>,
     pub writer: mpsc::Sender<Batch>,
     /// Fired when the partition is revoked: queued batches are dropped unwritten.
     pub revoked: CancellationToken,
@@ -48,7 +53,32 @@ pub struct PartitionState {
     pub in_flight: usize,
 }
 
+/// A partition held back because a record needs the schema registry and the registry is
+/// unavailable. The record is neither quarantined nor skipped: the partition's position goes back
+/// to it, the consumer seeks there and pauses the partition (the thread keeps polling, so
+/// heartbeats, rebalances and the other partitions go on), and resumes it at `retry_at`, which
+/// re-fetches from the record. On shutdown the stored offset simply stays at the record.
+#[derive(Debug)]
+pub struct RegistryWait {
+    /// The record that could not be decoded yet.
+    pub offset: i64,
+    /// When to resume and try again; `None` once resumed, until the record is read back.
+    pub retry_at: Option<Instant>,
+    pub backoff: Backoff,
+}
+
+impl RegistryWait {
+    /// Whether the partition must stay paused for the registry now.
+    pub fn holds(&self) -> bool {
+        self.retry_at.is_some()
+    }
+}
+
 /// Writes a partition's batches in order until the channel closes.
+///
+/// It returns before the channel closes only when the hard stop fires while a write is retried;
+/// the consumer thread treats any other end (or a panic) while it owns the partition as the death
+/// of the writer and stops the worker.
 pub async fn run_writer(
     mut rx: mpsc::Receiver<Batch>,
     sink: Arc<Sink>,
@@ -62,6 +92,7 @@ pub async fn run_writer(
         if revoked.is_cancelled() || fenced_epoch.is_some_and(|e| batch.epoch <= e) {
             continue;
         }
+        crate::fault::before_writing_a_batch(&batch.topic, batch.partition);
         match sink.write(&batch, &hard_stop).await {
             Ok(o) => {
                 if o.quarantined > 0 {

@@ -2,11 +2,12 @@
 //! rebalance callback that seeds each assigned partition from the stored offset.
 
 use super::offsets::{self, Gate, Held};
-use super::partition::{run_writer, Control, PartitionState};
+use super::partition::{run_writer, Control, PartitionState, RegistryWait};
 use crate::batch::{Batch, MemoryBudget, Quarantined};
 use crate::config::Settings;
 use crate::decode::{DecodeError, Decoder, Registry};
 use crate::records::{Ctx, FamilySpec};
+use crate::retry::Backoff;
 use crate::sink::copy::Lineage;
 use crate::sink::Sink;
 use anyhow::Context as _;
@@ -71,6 +72,9 @@ struct Shared {
     held: HashMap<i32, Held>,
     /// When the stored offsets of idle partitions were last compared with the worker's own.
     last_scan: Instant,
+    /// A writer of a revoked partition panicked (found while waiting for it in the rebalance
+    /// callback, which cannot return an error); the consumer loop stops the worker with it.
+    writer_died: Option<String>,
 }
 
 struct TopicContext {
@@ -221,6 +225,7 @@ impl TopicContext {
                     batch: None,
                     pending: Default::default(),
                     paused: false,
+                    registry_wait: None,
                     writer: tx,
                     revoked,
                     handle,
@@ -249,9 +254,16 @@ impl TopicContext {
         }
         if !handles.is_empty() {
             let wait = self.deps.settings.kafka.session_timeout / 3;
-            self.deps.runtime.block_on(async move {
-                let _ = tokio::time::timeout(wait, futures_util::future::join_all(handles)).await;
+            let ended = self.deps.runtime.block_on(async move {
+                tokio::time::timeout(wait, futures_util::future::join_all(handles)).await
             });
+            for e in ended.into_iter().flatten().filter_map(Result::err) {
+                if e.is_panic() {
+                    let why = crate::run::join_error_message(e);
+                    error!(topic = %self.topic, cause = %why, "The writer of a revoked partition panicked.");
+                    self.lock().writer_died.get_or_insert(why);
+                }
+            }
         }
     }
 }
@@ -343,6 +355,7 @@ impl TopicWorker {
                 kafka_commits: HashMap::new(),
                 held: HashMap::new(),
                 last_scan: Instant::now(),
+                writer_died: None,
             }),
             ctl_tx,
         };
@@ -363,8 +376,15 @@ impl TopicWorker {
         let mut last_offset_check = Instant::now();
         let mut last_record = Instant::now();
         let mut polls_empty = 0u32;
+        // Why this thread stops the worker, if it does: a writer died, or a configuration error
+        // that neither a retry nor quarantine can fix.
+        let mut fatal: Option<anyhow::Error> = None;
         while !self.deps.stop.is_cancelled() {
             self.handle_control(&consumer, &ctl_rx);
+            if let Err(e) = self.check_writers(&consumer) {
+                fatal = Some(e);
+                break;
+            }
             let now = Instant::now();
             let timeout = self
                 .next_deadline(&consumer)
@@ -374,7 +394,10 @@ impl TopicWorker {
             match consumer.poll(timeout) {
                 Some(Ok(m)) => {
                     vctx.now = chrono::Utc::now();
-                    self.on_message(&consumer, &m, &vctx);
+                    if let Err(e) = self.on_message(&consumer, &m, &vctx) {
+                        fatal = Some(e);
+                        break;
+                    }
                     last_record = Instant::now();
                     polls_empty = 0;
                     self.progress.records.fetch_add(1, Ordering::Relaxed);
@@ -405,27 +428,104 @@ impl TopicWorker {
                 last_check = Instant::now();
             }
         }
-        self.drain(&consumer, &ctl_rx);
+        let drained = self.drain(&consumer, &ctl_rx);
         self.commit_to_kafka(&consumer, CommitMode::Sync);
         info!(topic = %self.topic, "Stopped consuming.");
-        Ok(())
+        match fatal {
+            Some(e) => Err(e),
+            None => drained,
+        }
     }
 
+    /// Observes the partitions' writers. A writer that ended while its partition is still owned and
+    /// the worker is not stopping died (a panic, or a bug that made it return): its partition would
+    /// go on being consumed and never written. Crash-only: stop the worker with an error naming the
+    /// partition. Nothing is lost: its stored offset never moved past what was committed, and the
+    /// supervisor's restart re-reads the rest.
+    ///
+    /// # Errors
+    /// A writer died; the error says which and why.
+    fn check_writers(&self, consumer: &BaseConsumer<TopicContext>) -> anyhow::Result<()> {
+        let dead = {
+            let mut sh = consumer.context().lock();
+            if let Some(why) = sh.writer_died.take() {
+                anyhow::bail!("a partition writer of {} panicked: {why}", self.topic);
+            }
+            sh.partitions
+                .iter_mut()
+                .find(|(_, st)| st.handle.is_finished())
+                .map(|(p, st)| {
+                    let done = self.deps.runtime.spawn(async {});
+                    (*p, std::mem::replace(&mut st.handle, done))
+                })
+        };
+        let Some((partition, handle)) = dead else {
+            return Ok(());
+        };
+        let why = match self.deps.runtime.block_on(handle) {
+            Ok(()) => "it returned while its partition was still assigned".to_owned(),
+            Err(e) => crate::run::join_error_message(e),
+        };
+        error!(topic = %self.topic, partition, cause = %why,
+            "The writer of a partition died; stopping the worker (nothing is lost: its unwritten records are re-read after restart).");
+        anyhow::bail!("the writer of {}[{partition}] died: {why}", self.topic)
+    }
+
+    /// Decodes, validates and batches one message.
+    ///
+    /// # Errors
+    /// A configuration error no retry or quarantine can fix (the schema registry refuses our
+    /// credentials): the record is left unconsumed and the worker stops.
     fn on_message(
         &self,
         consumer: &BaseConsumer<TopicContext>,
         m: &BorrowedMessage<'_>,
         vctx: &Ctx,
-    ) {
+    ) -> anyhow::Result<()> {
         let p = m.partition();
         let offset = m.offset();
         let ctx = consumer.context();
         let mut sh = ctx.lock();
         let Some(st) = sh.partitions.get_mut(&p) else {
-            return;
+            return Ok(());
         };
         if st.position.is_some_and(|pos| offset < pos) {
-            return; // fetched before a seek; already written
+            return Ok(()); // fetched before a seek; already written
+        }
+        if let Some(w) = &st.registry_wait {
+            if w.holds() {
+                // Fetched before the pause took effect: it is re-read once the partition resumes.
+                return Ok(());
+            }
+            if offset > w.offset && !self.record_is_gone(consumer, p, w.offset) {
+                // The resumed partition skipped the record it waits for (the seek did not take
+                // effect): go back to it rather than lose it.
+                warn!(topic = %self.topic, partition = p, offset, waiting_for = w.offset,
+                    "A resumed partition skipped the record it waits for; seeking back to it.");
+                let waiting_for = w.offset;
+                self.wait_for_registry(consumer, p, st, waiting_for, None);
+                return Ok(());
+            }
+        }
+        // Payload-less records (tombstones) decode as empty, like zero-length ones.
+        let bytes = m.payload().unwrap_or_default();
+        let decoded = self.decoder.decode(bytes);
+        let decoded = match decoded {
+            Err(e) if e.is_retriable() => {
+                self.wait_for_registry(consumer, p, st, offset, Some(&e));
+                return Ok(());
+            }
+            Err(e) if e.is_fatal() => {
+                st.position = Some(offset);
+                error!(topic = %self.topic, partition = p, offset, error = %e,
+                    "Stopping the worker: a configuration error that neither a retry nor quarantine can fix.");
+                return Err(anyhow::Error::new(e));
+            }
+            other => other,
+        };
+        if let Some(w) = st.registry_wait.take() {
+            info!(topic = %self.topic, partition = p, offset, attempts = w.backoff.attempts(),
+                "The schema registry answers again; the partition goes on.");
         }
         st.position = Some(offset + 1);
         let batch = st.batch.get_or_insert_with(|| {
@@ -449,47 +549,91 @@ impl TopicWorker {
             message,
             record_ts: ts_ms.and_then(chrono::DateTime::from_timestamp_millis),
         };
-        let Some(bytes) = m.payload() else {
-            batch.push_quarantined(quarantine(
-                "decode",
-                DecodeError::Empty.reason(),
-                DecodeError::Empty.to_string(),
-            ));
-            self.send_if_full(st);
-            return;
-        };
         let lineage = Lineage {
             topic: &self.topic,
             partition: p,
             offset,
             timestamp: ts_ms.and_then(chrono::DateTime::from_timestamp_millis),
         };
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.decoder.decode(bytes) {
-                Ok(payload) => {
-                    match (self.family.process)(payload, vctx, &lineage, &mut batch.staged) {
-                        Ok(()) => batch.push_valid(offset, m.key(), bytes, ts_ms),
-                        Err(e) => {
-                            batch.push_quarantined(quarantine(e.stage(), e.reason(), e.to_string()))
-                        }
+        match decoded {
+            Ok(payload) => {
+                match (self.family.process)(payload, vctx, &lineage, &mut batch.staged) {
+                    Ok(()) => batch.push_valid(offset, m.key(), bytes, ts_ms),
+                    Err(e) => {
+                        batch.push_quarantined(quarantine(e.stage(), e.reason(), e.to_string()))
                     }
                 }
-                Err(e) if e.is_retriable() && !self.deps.stop.is_cancelled() => {
-                    warn!(topic = %self.topic, partition = p, offset, error = %e, ?backoff,
-                        "Cannot decode a record for a reason a retry can fix; retrying.");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-                Err(e) => {
-                    debug!(topic = %self.topic, partition = p, offset, error = %e, "Quarantining an undecodable record.");
-                    batch.push_quarantined(quarantine("decode", e.reason(), e.to_string()));
-                }
             }
-            break;
+            Err(e) => {
+                debug!(topic = %self.topic, partition = p, offset, error = %e, "Quarantining an undecodable record.");
+                batch.push_quarantined(quarantine("decode", e.reason(), e.to_string()));
+            }
         }
         self.send_if_full(st);
+        Ok(())
+    }
+
+    /// Holds the partition back at `offset` until the schema registry may answer again (see
+    /// [`RegistryWait`]): what was batched before the record is sealed for the writer, the
+    /// partition's position goes back to the record, the consumer seeks there and pauses the
+    /// partition until a jittered exponential backoff expires ([`TopicWorker::flush_due`] resumes
+    /// it). Nothing is quarantined and the thread never sleeps.
+    fn wait_for_registry(
+        &self,
+        consumer: &BaseConsumer<TopicContext>,
+        p: i32,
+        st: &mut PartitionState,
+        offset: i64,
+        error: Option<&DecodeError>,
+    ) {
+        st.position = Some(offset);
+        seal(st);
+        offer(st);
+        let d = &self.deps.settings.decode;
+        let wait = st.registry_wait.get_or_insert_with(|| RegistryWait {
+            offset,
+            retry_at: None,
+            backoff: Backoff::new(
+                d.schema_registry_retry_initial_backoff,
+                d.schema_registry_retry_max_backoff,
+            ),
+        });
+        wait.offset = offset;
+        let delay = wait.backoff.next_delay();
+        wait.retry_at = Some(Instant::now() + delay);
+        if let Some(error) = error {
+            warn!(topic = %self.topic, partition = p, offset, %error, attempts = wait.backoff.attempts(),
+                retry_in = ?delay, "Cannot decode a record while the schema registry is unavailable; pausing its partition and retrying.");
+        }
+        // Seek before pausing: a seek resets librdkafka's resume position, so the partition
+        // re-fetches from this record (not from the message after it) when it resumes.
+        if let Err(e) = consumer.seek(
+            &self.topic,
+            p,
+            Offset::Offset(offset),
+            Duration::from_secs(10),
+        ) {
+            error!(topic = %self.topic, partition = p, offset, error = %e,
+                "Cannot seek back to a record waiting for the schema registry; it is re-checked on resume.");
+        }
+        if !st.paused {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&self.topic, p);
+            match consumer.pause(&tpl) {
+                Ok(()) => st.paused = true,
+                Err(e) => {
+                    warn!(topic = %self.topic, partition = p, error = %e, "Cannot pause a partition.")
+                }
+            }
+        }
+    }
+
+    /// Whether the record at `offset` no longer exists in Kafka (retention or a truncation removed
+    /// it while its partition waited): then there is nothing to go back to.
+    fn record_is_gone(&self, consumer: &BaseConsumer<TopicContext>, p: i32, offset: i64) -> bool {
+        consumer
+            .fetch_watermarks(&self.topic, p, Duration::from_secs(2))
+            .is_ok_and(|(low, _)| low > offset)
     }
 
     fn send_if_full(&self, st: &mut PartitionState) {
@@ -505,13 +649,16 @@ impl TopicWorker {
 
     fn next_deadline(&self, consumer: &BaseConsumer<TopicContext>) -> Option<Instant> {
         let linger = self.deps.settings.batch.linger;
-        consumer
-            .context()
-            .lock()
+        let sh = consumer.context().lock();
+        let batches = sh
             .partitions
             .values()
-            .filter_map(|st| st.batch.as_ref().map(|b| b.deadline(linger)))
-            .min()
+            .filter_map(|st| st.batch.as_ref().map(|b| b.deadline(linger)));
+        let retries = sh
+            .partitions
+            .values()
+            .filter_map(|st| st.registry_wait.as_ref().and_then(|w| w.retry_at));
+        batches.chain(retries).min()
     }
 
     fn flush_due(&self, consumer: &BaseConsumer<TopicContext>) {
@@ -524,6 +671,15 @@ impl TopicWorker {
         // have drained some (they need no budget to do so).
         let budget_exhausted = self.deps.budget.exhausted();
         for (p, st) in sh.partitions.iter_mut() {
+            // A partition waiting for the schema registry resumes when its backoff is over (and
+            // re-fetches from the record that waits), unless backpressure holds it too.
+            let mut registry_hold = false;
+            if let Some(w) = st.registry_wait.as_mut() {
+                if w.retry_at.is_some_and(|at| at <= now) {
+                    w.retry_at = None;
+                }
+                registry_hold = w.holds();
+            }
             // While batches wait for the writer, let the current one grow to full size instead of
             // cutting more small ones.
             if st.pending.is_empty() && st.batch.as_ref().is_some_and(|b| b.deadline(linger) <= now)
@@ -531,7 +687,7 @@ impl TopicWorker {
                 seal(st);
             }
             offer(st);
-            let hold = !st.pending.is_empty() || budget_exhausted;
+            let hold = !st.pending.is_empty() || budget_exhausted || registry_hold;
             if hold && !st.paused {
                 st.paused = true;
                 pause.add_partition(&self.topic, *p);
@@ -543,7 +699,7 @@ impl TopicWorker {
         drop(sh);
         if pause.count() > 0 {
             debug!(topic = %self.topic, partitions = pause.count(), budget_exhausted,
-                in_flight_bytes = self.deps.budget.used(), "Pausing: the database is behind.");
+                in_flight_bytes = self.deps.budget.used(), "Pausing: the database is behind or the schema registry is unavailable.");
             if let Err(e) = consumer.pause(&pause) {
                 warn!(topic = %self.topic, error = %e, "Cannot pause partitions.");
             }
@@ -602,6 +758,9 @@ impl TopicWorker {
                     st.batch = None;
                     st.pending.clear();
                     st.in_flight = 0;
+                    // The seek below re-reads from the stored offset anyway; flush_due resumes the
+                    // partition if nothing else holds it.
+                    st.registry_wait = None;
                     let to = stored.map(Offset::Offset).unwrap_or(Offset::Beginning);
                     if let Err(e) =
                         consumer.seek(&self.topic, partition, to, Duration::from_secs(10))
@@ -652,7 +811,12 @@ impl TopicWorker {
             if sh
                 .partitions
                 .values()
-                .any(|st| st.batch.is_some() || !st.pending.is_empty() || st.in_flight > 0)
+                .any(|st| {
+                    st.batch.is_some()
+                        || !st.pending.is_empty()
+                        || st.in_flight > 0
+                        || st.registry_wait.is_some()
+                })
                 || sh.held.values().any(|h| !h.is_gap())
             {
                 return false;
@@ -861,7 +1025,14 @@ impl TopicWorker {
     }
 
     /// Flushes every partial batch, closes the writers and waits for them (until the hard stop).
-    fn drain(&self, consumer: &BaseConsumer<TopicContext>, ctl_rx: &std_mpsc::Receiver<Control>) {
+    ///
+    /// # Errors
+    /// A writer panicked (its partition's unwritten records are re-read after restart).
+    fn drain(
+        &self,
+        consumer: &BaseConsumer<TopicContext>,
+        ctl_rx: &std_mpsc::Receiver<Control>,
+    ) -> anyhow::Result<()> {
         let handles: Vec<_> = {
             let mut sh = consumer.context().lock();
             sh.partitions
@@ -883,15 +1054,24 @@ impl TopicWorker {
                 .collect()
         };
         let hard = self.deps.hard_stop.clone();
-        self.deps.runtime.block_on(async {
+        let ended = self.deps.runtime.block_on(async {
             tokio::select! {
-                _ = futures_util::future::join_all(handles) => {}
+                ended = futures_util::future::join_all(handles) => ended,
                 _ = hard.cancelled() => {
                     tokio::time::sleep(Duration::from_secs(2)).await;
+                    Vec::new()
                 }
             }
         });
         self.handle_control(consumer, ctl_rx);
+        for e in ended.into_iter().filter_map(Result::err) {
+            if e.is_panic() {
+                let why = crate::run::join_error_message(e);
+                error!(topic = %self.topic, cause = %why, "A partition writer panicked while draining.");
+                anyhow::bail!("a partition writer of {} panicked: {why}", self.topic);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -909,7 +1089,9 @@ fn seal(st: &mut PartitionState) {
     st.pending.push_back(b);
 }
 
-/// Hands pending batches to the writer without blocking; what does not fit stays pending.
+/// Hands pending batches to the writer without blocking; what does not fit stays pending. A closed
+/// channel means the writer died: the batch stays pending (never dropped) and
+/// [`TopicWorker::check_writers`] stops the worker.
 fn offer(st: &mut PartitionState) {
     while let Some(b) = st.pending.pop_front() {
         match st.writer.try_send(b) {
@@ -918,7 +1100,10 @@ fn offer(st: &mut PartitionState) {
                 st.pending.push_front(b);
                 return;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(b)) => {
+                st.pending.push_front(b);
+                return;
+            }
         }
     }
 }

@@ -480,3 +480,67 @@ pub fn produced(summary: &Value) -> BTreeMap<String, i64> {
         .map(|(k, v)| (k.clone(), v["produced"].as_i64().unwrap()))
         .collect()
 }
+
+impl TestEnv {
+    /// Runs `esurio <args>` with extra environment until it exits (killed after `limit`), and
+    /// returns its exit status and log, whatever the outcome.
+    pub fn run_logged(
+        &self,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+        limit: Duration,
+    ) -> (std::process::ExitStatus, String) {
+        let (child, log) = self.spawn_logged(args, extra_env);
+        let out = wait_with_timeout(child, limit);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        (out.status, text)
+    }
+
+    /// Starts `esurio <args>` with extra environment, its log going to the returned file.
+    pub fn spawn_logged(
+        &self,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> (Child, std::path::PathBuf) {
+        let log = std::env::temp_dir().join(format!(
+            "{}.{}.{}.log",
+            self.group,
+            std::process::id(),
+            unique("w")
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = self.esurio(args);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        (child, log)
+    }
+
+    /// The offset stored for one partition of a family's topic (0 if none yet).
+    pub async fn stored_offset(&self, family: &str, partition: i32) -> i64 {
+        self.db()
+            .await
+            .query_opt(
+                "SELECT next_offset FROM consumed_offsets WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+                &[&self.group, &self.topic(family), &partition],
+            )
+            .await
+            .unwrap()
+            .map_or(0, |r| r.get(0))
+    }
+}
+
+/// Sends SIGTERM and waits (bounded) for the process to exit.
+pub fn terminate(child: Child, limit: Duration) -> Output {
+    // SAFETY: kill(2) on a child we spawned and have not reaped yet.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    wait_with_timeout(child, limit)
+}

@@ -8,3 +8,4 @@ mod offsets;
 mod partitions;
 mod pipeline;
 mod realdata;
+mod stray;
