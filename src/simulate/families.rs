@@ -84,7 +84,12 @@ fn ts_defects(field: &'static str) -> [Defect; 3] {
 /// The timestamp defects of a day-partitioned family's `ts`.
 fn partition_ts_defects(field: &'static str) -> [Defect; 4] {
     let [a, b, c] = ts_defects(field);
-    [a, b, c, d(R::OutsidePartitionWindow, On::Both, Kind::StaleDay(field))]
+    [
+        a,
+        b,
+        c,
+        d(R::OutsidePartitionWindow, On::Both, Kind::StaleDay(field)),
+    ]
 }
 
 /// A valid record of a family, with its Kafka key and the rows it must stage.

@@ -209,7 +209,9 @@ impl Env {
         // Ten days past the partition window, and at least ten days inside max_past.
         let stale = day_start(oldest_today)
             .and_then(|t| t.checked_sub_signed(ChronoDuration::days(10)))
-            .and_then(|t| t.checked_sub_signed(ChronoDuration::from_std(o.partition_max_past).ok()?))
+            .and_then(|t| {
+                t.checked_sub_signed(ChronoDuration::from_std(o.partition_max_past).ok()?)
+            })
             .filter(|_| o.partition_max_past + Duration::from_secs(30 * 86_400) < o.max_past)
             .map(|t| t.timestamp_micros());
         Self {

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_offset_resets.sql",
         include_str!("../../sql/migrations/0005_offset_resets.sql"),
     ),
+    (
+        6,
+        "0006_quarantine_identity.sql",
+        include_str!("../../sql/migrations/0006_quarantine_identity.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key migrators agree on.

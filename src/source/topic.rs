@@ -808,16 +808,12 @@ impl TopicWorker {
     fn is_caught_up(&self, consumer: &BaseConsumer<TopicContext>) -> bool {
         let stopped: Vec<i32> = {
             let sh = consumer.context().lock();
-            if sh
-                .partitions
-                .values()
-                .any(|st| {
-                    st.batch.is_some()
-                        || !st.pending.is_empty()
-                        || st.in_flight > 0
-                        || st.registry_wait.is_some()
-                })
-                || sh.held.values().any(|h| !h.is_gap())
+            if sh.partitions.values().any(|st| {
+                st.batch.is_some()
+                    || !st.pending.is_empty()
+                    || st.in_flight > 0
+                    || st.registry_wait.is_some()
+            }) || sh.held.values().any(|h| !h.is_gap())
             {
                 return false;
             }

@@ -692,3 +692,52 @@ async fn a_topic_recreated_under_a_running_worker_stops_its_partition() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recreated_topic_quarantines_its_own_bad_records_at_reused_offsets() {
+    let env = TestEnv::new("offsets_quarantine", false).await;
+    create_topic(&env, "market_data").await;
+    env.produce(
+        "market_data",
+        0,
+        &[b"{not json".to_vec(), b"{x".to_vec(), b"{y".to_vec()],
+    );
+    run_idle_ok(&env, &[]);
+    // Fewer records than before, so the stored offset (3) is above the new end: detectable.
+    recreate_topic(&env, "market_data").await;
+    // Offset 0 again, another bad record: it must get its own quarantine row.
+    env.produce("market_data", 0, &[b"{also not json".to_vec()]);
+    run_idle_ok(
+        &env,
+        &[("ESURIO__KAFKA__ON_OFFSET_GAP", "reset_to_earliest")],
+    );
+    let db = env.db().await;
+    let rows: Vec<(i64, Vec<u8>)> = db
+        .query(
+            "SELECT source_offset, payload FROM quarantine WHERE source_offset = 0 ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(0, b"{not json".to_vec()), (0, b"{also not json".to_vec())]
+    );
+    // The same record read again (a reset to earliest) is still quarantined once.
+    offsets(
+        &env,
+        &[
+            "reset",
+            "--topic",
+            "market_data",
+            "--to-earliest",
+            "--reason",
+            "replay",
+        ],
+    );
+    run_idle_ok(&env, &[]);
+    assert_eq!(env.count("SELECT count(*) FROM quarantine").await, 4);
+}
