@@ -61,9 +61,25 @@ struct Pass {
 /// One row's attempt in a pass.
 struct Attempt {
     index: usize,
+    /// Sent alone (awaited before the next), so a refusal is this record's own.
+    alone: bool,
     truncated: bool,
     size: usize,
     result: Result<(), PublishError>,
+}
+
+/// The outcomes of a pass's attempts.
+#[derive(Default)]
+struct Tally {
+    /// Quarantine ids the broker acknowledged.
+    published: Vec<i64>,
+    truncated: usize,
+    /// (index in the claim, error, retriable).
+    failures: Vec<(usize, String, bool)>,
+    /// Per topic that refused a record as too large, the largest size it refused.
+    too_large: BTreeMap<String, usize>,
+    /// Claim indexes to send again once the limits are learned.
+    resend: Vec<usize>,
 }
 
 pub struct DlqRelay {
@@ -185,7 +201,7 @@ impl DlqRelay {
         failed
     }
 
-    async fn send(&self, index: usize, topic: String, d: DeadLetter<'_>) -> Attempt {
+    async fn send(&self, index: usize, alone: bool, topic: String, d: DeadLetter<'_>) -> Attempt {
         let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(d.headers);
         if let Some(k) = d.key {
             rec = rec.key(k);
@@ -201,6 +217,7 @@ impl DlqRelay {
             .map_err(|(e, _)| PublishError::Produce(e));
         Attempt {
             index,
+            alone,
             truncated: d.truncated,
             size: d.size,
             result,
@@ -246,7 +263,7 @@ impl DlqRelay {
                     again.push(i);
                 } else {
                     match q.dead_letter(self.limit(&topic)) {
-                        Ok(d) => first.push(self.send(i, topic, d)),
+                        Ok(d) => first.push(self.send(i, false, topic, d)),
                         Err(e) => refused.push((i, e.to_string(), e.is_retriable())),
                     }
                 }
@@ -260,36 +277,43 @@ impl DlqRelay {
                 let q = &claimed[i];
                 let topic = self.dlq_topic(q);
                 match q.dead_letter(self.limit(&topic)) {
-                    Ok(d) => attempts.push(self.send(i, topic, d).await),
+                    Ok(d) => attempts.push(self.send(i, true, topic, d).await),
                     Err(e) => refused.push((i, e.to_string(), e.is_retriable())),
                 }
             }
         }
 
-        let mut published = Vec::new();
-        let mut truncated = 0usize;
-        let mut failures: Vec<(usize, String, bool)> = refused;
-        let mut too_large: BTreeMap<String, usize> = BTreeMap::new();
+        let mut t = Tally {
+            failures: refused,
+            ..Tally::default()
+        };
         for a in attempts {
-            let q = &claimed[a.index];
-            match a.result {
-                Ok(()) => {
-                    published.push(q.id);
-                    truncated += usize::from(a.truncated);
+            let topic = self.dlq_topic(&claimed[a.index]);
+            self.tally(&mut t, claimed[a.index].id, topic, a, false);
+        }
+        // A topic refused records as too large: learn its limit and send them again at once, cut
+        // to it, each alone; so are records refused for good, which a batch neighbour may have
+        // caused. A second refusal waits for the next attempt (and a size one halves the limit).
+        for (topic, sent) in std::mem::take(&mut t.too_large) {
+            self.learn_limit(&topic, sent).await;
+        }
+        for i in std::mem::take(&mut t.resend) {
+            let q = &claimed[i];
+            let topic = self.dlq_topic(q);
+            match q.dead_letter(self.limit(&topic)) {
+                Ok(d) => {
+                    let a = self.send(i, true, topic.clone(), d).await;
+                    self.tally(&mut t, q.id, topic, a, true);
                 }
-                Err(e) => {
-                    let topic = self.dlq_topic(q);
-                    if e.is_too_large() {
-                        let s = too_large.entry(topic.clone()).or_default();
-                        *s = (*s).max(a.size);
-                    }
-                    if e.is_unknown_topic() {
-                        self.ensured.remove(&topic);
-                    }
-                    failures.push((a.index, e.to_string(), e.is_retriable()));
-                }
+                Err(e) => t.failures.push((i, e.to_string(), e.is_retriable())),
             }
         }
+        let Tally {
+            published,
+            truncated,
+            failures,
+            ..
+        } = t;
         if !published.is_empty() {
             tx.execute(MARK, &[&published]).await?;
         }
@@ -304,9 +328,6 @@ impl DlqRelay {
                 truncated, "Published quarantined records to dead-letter topics."
             );
         }
-        for (topic, sent) in too_large {
-            self.learn_limit(&topic, sent).await;
-        }
         self.record_failures(&claimed, failures);
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             error!(%code, %reason, "The dead-letter producer failed fatally; replacing it.");
@@ -318,6 +339,35 @@ impl DlqRelay {
         Ok(Pass {
             claimed: claimed.len(),
         })
+    }
+
+    /// Counts one attempt; a first refusal, for size or for good, is kept for a resend alone
+    /// rather than failed.
+    /// `resent`: this was the pass's second attempt at the record.
+    fn tally(&mut self, t: &mut Tally, id: i64, topic: String, a: Attempt, resent: bool) {
+
+        match a.result {
+            Ok(()) => {
+                t.published.push(id);
+                t.truncated += usize::from(a.truncated);
+            }
+            Err(e) => {
+                if e.is_unknown_topic() {
+                    self.ensured.remove(&topic);
+                }
+                if !resent && e.is_too_large() {
+                    let s = t.too_large.entry(topic).or_default();
+                    *s = (*s).max(a.size);
+                    t.resend.push(a.index);
+                } else if !resent && !a.alone && !e.is_retriable() {
+                    // The broker refuses a whole batch for one bad record: its neighbours may be
+                    // innocent, and so may this one. Alone, a record answers for itself.
+                    t.resend.push(a.index);
+                } else {
+                    t.failures.push((a.index, e.to_string(), e.is_retriable()));
+                }
+            }
+        }
     }
 
     /// A topic rejected a record of `sent` bytes as too large: ask it for its limit, and cut its

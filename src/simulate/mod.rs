@@ -355,7 +355,9 @@ fn client_config(settings: &Settings, client_id: &str) -> ClientConfig {
 }
 
 /// Largest message the simulator's topics accept (`too_large` records exceed
-/// decode.max_record_bytes, at most 2 MiB, and must still reach the worker and its dead-letter topic).
+/// decode.max_record_bytes, at most 2 MiB, and must still reach the worker). Set per topic: brokers
+/// keep Kafka's default (1 MiB). The dead-letter topics are not ours: `esurio run` creates them, and
+/// its relay cuts what they do not take.
 const TOPIC_MAX_MESSAGE_BYTES: &str = "16777216";
 
 fn producer(settings: &Settings) -> anyhow::Result<ThreadedProducer<Delivery>> {
@@ -377,7 +379,7 @@ fn producer(settings: &Settings) -> anyhow::Result<ThreadedProducer<Delivery>> {
         .context("cannot create the Kafka producer")
 }
 
-/// Creates the topics and their dead-letter topics that do not exist yet.
+/// Creates the topics that do not exist yet (brokers do not auto-create them).
 async fn ensure_topics(
     settings: &Settings,
     families: &[&'static FamilySpec],
@@ -388,9 +390,7 @@ async fn ensure_topics(
         .context("cannot create the Kafka admin client")?;
     let mut names: Vec<(String, i32)> = Vec::new();
     for f in families {
-        let topic = settings.topic(f.name);
-        names.push((format!("{topic}{}", settings.kafka.dlq_suffix), 1));
-        names.push((topic, partitions));
+        names.push((settings.topic(f.name), partitions));
     }
     let new: Vec<NewTopic<'_>> = names
         .iter()

@@ -3,5 +3,6 @@
 //! run in parallel without sharing state.
 
 mod crash;
+mod dlq;
 mod helpers;
 mod pipeline;
