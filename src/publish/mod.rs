@@ -99,6 +99,12 @@ impl PublishError {
             })
     }
 
+    /// Whether the broker refused the record for another record of its batch: sent alone, it
+    /// will answer for itself.
+    pub fn is_batch_neighbour(&self) -> bool {
+        self.code() == Some(RDKafkaErrorCode::InvalidDifferentRecord)
+    }
+
     /// Whether the dead-letter topic is missing (deleted while the worker runs): it is created
     /// again before the next attempt.
     pub fn is_unknown_topic(&self) -> bool {

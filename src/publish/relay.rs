@@ -359,9 +359,10 @@ impl DlqRelay {
                     let s = t.too_large.entry(topic).or_default();
                     *s = (*s).max(a.size);
                     t.resend.push(a.index);
-                } else if !resent && !a.alone && !e.is_retriable() {
-                    // The broker refuses a whole batch for one bad record: its neighbours may be
-                    // innocent, and so may this one. Alone, a record answers for itself.
+                } else if !resent && !a.alone && (e.is_batch_neighbour() || !e.is_retriable()) {
+                    // The broker refuses a whole batch for one bad record: its neighbours are
+                    // innocent (librdkafka says so), and the bad one may have been another one.
+                    // Alone, a record answers for itself.
                     t.resend.push(a.index);
                 } else {
                     t.failures.push((a.index, e.to_string(), e.is_retriable()));
