@@ -276,6 +276,18 @@ async fn records_too_large_for_the_dead_letter_topic_are_published_cut_and_the_r
     );
 }
 
+/// A worker that does not outlive a failed test.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_that_can_never_be_published_holds_up_nothing() {
     let env = TestEnv::new("dlq_stuck", false).await;
@@ -298,13 +310,14 @@ async fn a_record_that_can_never_be_published_holds_up_nothing() {
     produce_keyed(&env, "market_data", &records);
     // The relay keeps trying the keyless rows while the worker runs: let it run a while.
     let log_path = std::env::temp_dir().join(format!("{}.log", env.group));
-    let worker = env
-        .esurio(&["run"])
-        .env("ESURIO__KAFKA__TOPICS", "market_data")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut worker = KillOnDrop(Some(
+        env.esurio(&["run"])
+            .env("ESURIO__KAFKA__TOPICS", "market_data")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    ));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let published = env
@@ -320,6 +333,7 @@ async fn a_record_that_can_never_be_published_holds_up_nothing() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tokio::time::sleep(Duration::from_secs(6)).await;
+    let worker = worker.0.take().unwrap();
     let term = std::process::Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status()
