@@ -337,7 +337,9 @@ impl Settings {
             anyhow::bail!("validate.max_future must be at most 10 years");
         }
         if self.kafka.dlq_partitions < 1 || self.kafka.dlq_replication_factor < 1 {
-            anyhow::bail!("kafka.dlq_partitions and kafka.dlq_replication_factor must be at least 1");
+            anyhow::bail!(
+                "kafka.dlq_partitions and kafka.dlq_replication_factor must be at least 1"
+            );
         }
         // Room for the headers (reason, a bounded message, coordinates) and some of the record.
         if self.kafka.dlq_max_message_bytes < 4096 {

@@ -124,12 +124,12 @@ impl Quarantined {
         pairs.push(("esurio.original.size", payload_len.to_string()));
         pairs.push(("esurio.original.key.size", key_len.to_string()));
         let (headers, header_bytes) = headers_of(&pairs);
-        let room = limit
-            .checked_sub(header_bytes + RECORD_OVERHEAD)
-            .ok_or(PublishError::HeadersDoNotFit {
+        let room = limit.checked_sub(header_bytes + RECORD_OVERHEAD).ok_or(
+            PublishError::HeadersDoNotFit {
                 limit,
                 headers: header_bytes + RECORD_OVERHEAD,
-            })?;
+            },
+        )?;
         let key_keep = key_len.min(room / 2);
         let payload_keep = payload_len.min(room - key_keep);
         Ok(DeadLetter {

@@ -333,7 +333,9 @@ impl DlqRelay {
             error!(%code, %reason, "The dead-letter producer failed fatally; replacing it.");
             match super::producer(&self.settings) {
                 Ok(p) => self.producer = p,
-                Err(e) => error!(error = %format!("{e:#}"), "Cannot replace the dead-letter producer."),
+                Err(e) => {
+                    error!(error = %format!("{e:#}"), "Cannot replace the dead-letter producer.")
+                }
             }
         }
         Ok(Pass {
@@ -345,7 +347,6 @@ impl DlqRelay {
     /// rather than failed.
     /// `resent`: this was the pass's second attempt at the record.
     fn tally(&mut self, t: &mut Tally, id: i64, topic: String, a: Attempt, resent: bool) {
-
         match a.result {
             Ok(()) => {
                 t.published.push(id);
@@ -396,8 +397,9 @@ impl DlqRelay {
     /// error (a broker outage fails every row of a pass at once).
     fn record_failures(&mut self, claimed: &[Quarantined], failures: Vec<(usize, String, bool)>) {
         let now = Instant::now();
-        let mut groups: BTreeMap<(String, String, bool), (Vec<i64>, u32, Duration)> =
-            BTreeMap::new();
+        // Per (topic, error, retriable): the rows, their most attempts, the soonest retry.
+        type Group = (Vec<i64>, u32, Duration);
+        let mut groups: BTreeMap<(String, String, bool), Group> = BTreeMap::new();
         for (i, error, retriable) in failures {
             let q = &claimed[i];
             let attempts = self.retries.get(&q.id).map_or(0, |r| r.attempts) + 1;

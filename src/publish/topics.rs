@@ -54,7 +54,13 @@ impl DlqTopics {
     ) -> Result<Vec<(String, PublishError)>, PublishError> {
         let new: Vec<NewTopic<'_>> = names
             .iter()
-            .map(|n| NewTopic::new(n, self.partitions, TopicReplication::Fixed(self.replication)))
+            .map(|n| {
+                NewTopic::new(
+                    n,
+                    self.partitions,
+                    TopicReplication::Fixed(self.replication),
+                )
+            })
             .collect();
         let results = self
             .admin

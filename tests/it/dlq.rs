@@ -188,8 +188,7 @@ async fn assert_published_once(env: &TestEnv, family: &str) -> BTreeMap<i64, Dea
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn records_too_large_for_the_dead_letter_topic_are_published_cut_and_the_rest_exactly_once()
-{
+async fn records_too_large_for_the_dead_letter_topic_are_published_cut_and_the_rest_exactly_once() {
     let env = TestEnv::new("dlq_cut", false).await;
     // market_data: its dead-letter topic is created by the worker with the broker's defaults
     // (1 MiB); the relay cuts to kafka.dlq_max_message_bytes (1,000,000) before sending.
@@ -215,7 +214,11 @@ async fn records_too_large_for_the_dead_letter_topic_are_published_cut_and_the_r
     let articles: Vec<Vec<u8>> = (0..40)
         .map(|i| {
             // No title: quarantined. Every fourth is 200 kB.
-            let body = if i % 4 == 0 { "b".repeat(200_000) } else { "b".into() };
+            let body = if i % 4 == 0 {
+                "b".repeat(200_000)
+            } else {
+                "b".into()
+            };
             serde_json::to_vec(&serde_json::json!({
                 "url": format!("https://example.com/{}/{i}", env.prefix), "source": "S",
                 "published_at": now, "body": body
@@ -228,7 +231,10 @@ async fn records_too_large_for_the_dead_letter_topic_are_published_cut_and_the_r
     let out = env.run_until_idle_with(&[("ESURIO__KAFKA__TOPICS", "market_data,news_article")]);
     let log = String::from_utf8_lossy(&out.stderr);
 
-    assert_eq!(env.count("SELECT count(*) FROM market_data").await, 300 - 32);
+    assert_eq!(
+        env.count("SELECT count(*) FROM market_data").await,
+        300 - 32
+    );
     let market_dead = assert_published_once(&env, "market_data").await;
     assert_eq!(market_dead.len(), 32);
     let rows = quarantine_of(&env, &env.topic("market_data")).await;
@@ -236,7 +242,10 @@ async fn records_too_large_for_the_dead_letter_topic_are_published_cut_and_the_r
     for (id, d) in &market_dead {
         let original = &rows[id];
         assert!(d.header("esurio.message").unwrap().len() <= 1024);
-        assert_eq!(d.header("esurio.source.topic"), Some(&*env.topic("market_data")));
+        assert_eq!(
+            d.header("esurio.source.topic"),
+            Some(&*env.topic("market_data"))
+        );
         if original.len() > 900_000 {
             cut += 1;
             assert_eq!(d.header("esurio.truncated"), Some("true"), "row {id}");
@@ -267,7 +276,13 @@ async fn records_too_large_for_the_dead_letter_topic_are_published_cut_and_the_r
     assert_eq!(news_cut.len(), 10, "the 200 kB articles");
     for d in news_cut {
         assert!(d.payload.len() < 65_536 && d.payload.len() > 60_000);
-        assert!(d.header("esurio.original.size").unwrap().parse::<usize>().unwrap() > 200_000);
+        assert!(
+            d.header("esurio.original.size")
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+                > 200_000
+        );
         assert!(d.key.is_none());
     }
     assert!(
@@ -304,7 +319,11 @@ async fn a_record_that_can_never_be_published_holds_up_nothing() {
         records.push((None, priceless(i, 100)));
     }
     for i in 3..203 {
-        let p = if i % 4 == 0 { priceless(i, 100) } else { tick(i) };
+        let p = if i % 4 == 0 {
+            priceless(i, 100)
+        } else {
+            tick(i)
+        };
         records.push((Some(b"k".as_slice()), p));
     }
     produce_keyed(&env, "market_data", &records);
@@ -358,7 +377,11 @@ async fn a_record_that_can_never_be_published_holds_up_nothing() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(stuck, vec![0, 1, 2], "only the keyless records stay unpublished");
+    assert_eq!(
+        stuck,
+        vec![0, 1, 2],
+        "only the keyless records stay unpublished"
+    );
     let dead = read_all(&env, &format!("{}.dlq", env.topic("market_data")));
     assert_eq!(dead.len(), 50, "every keyed record once, nothing repeated");
     let ids: BTreeSet<&str> = dead
@@ -372,7 +395,10 @@ async fn a_record_that_can_never_be_published_holds_up_nothing() {
         .filter(|l| l.contains("cannot be published to their dead-letter topic"))
         .count();
     assert!(lines >= 1, "the refusal is logged: {log}");
-    assert!(log.contains("InvalidRecord"), "the broker's reason is logged: {log}");
+    assert!(
+        log.contains("InvalidRecord"),
+        "the broker's reason is logged: {log}"
+    );
     assert!(lines <= 2, "retried in a loop: {lines} error lines");
     // The keyed records, refused at first with their keyless batch neighbours, were sent again
     // alone at once rather than after a backoff.
@@ -393,8 +419,14 @@ async fn dead_letter_topics_are_created_at_start_with_the_configured_partitions(
         ("ESURIO__KAFKA__DLQ_PARTITIONS", "3"),
     ];
     env.run_until_idle_with(&topics);
-    assert_eq!(partitions_of(&env, &format!("{}.dlq", env.topic("market_data"))), 3);
-    assert_eq!(partitions_of(&env, &format!("{}.dlq", env.topic("signal"))), 3);
+    assert_eq!(
+        partitions_of(&env, &format!("{}.dlq", env.topic("market_data"))),
+        3
+    );
+    assert_eq!(
+        partitions_of(&env, &format!("{}.dlq", env.topic("signal"))),
+        3
+    );
     assert_eq!(partitions_of(&env, &existing), 1);
 
     // A replication factor the cluster cannot give: a clear start-up error, before consuming.
@@ -451,14 +483,22 @@ async fn simulate_and_run_work_on_a_broker_that_creates_no_topics() {
         .await;
     for family in summary["topics"].as_object().unwrap().keys() {
         let dlq = format!("{}.dlq", env.topic(family));
-        assert_eq!(partitions_of(&env, &dlq), 2, "{dlq} was created by the worker");
+        assert_eq!(
+            partitions_of(&env, &dlq),
+            2,
+            "{dlq} was created by the worker"
+        );
         let rows = env
             .count(&format!(
                 "SELECT count(*) FROM quarantine WHERE source_topic = '{}'",
                 env.topic(family)
             ))
             .await;
-        assert_eq!(env.topic_size(&dlq), rows, "{dlq}: one message per quarantined record");
+        assert_eq!(
+            env.topic_size(&dlq),
+            rows,
+            "{dlq}: one message per quarantined record"
+        );
     }
     assert_eq!(
         env.count("SELECT count(*) FROM quarantine WHERE dlq_published_at IS NULL")
