@@ -56,6 +56,7 @@ pub fn retry_delay(attempts: u32, retriable: bool) -> Duration {
 #[derive(Debug, Default, Clone, Copy)]
 struct Pass {
     claimed: usize,
+    published: usize,
 }
 
 /// One row's attempt in a pass.
@@ -129,9 +130,10 @@ impl DlqRelay {
             match self.pass().await {
                 Ok(p) => {
                     backoff = Duration::from_millis(200);
-                    // A full claim: more may be waiting (failed rows are excluded from the next
-                    // claim while they back off, so this cannot spin on them).
-                    if p.claimed as i64 == BATCH && !hard_stop.is_cancelled() {
+                    // A full claim that published: more may be waiting. (One that published
+                    // nothing waits for the next tick: when the broker is down, every row fails
+                    // at once, and its next claim would only fail the next 500.)
+                    if p.claimed as i64 == BATCH && p.published > 0 && !hard_stop.is_cancelled() {
                         continue;
                     }
                 }
@@ -231,6 +233,10 @@ impl DlqRelay {
     /// The database failed (nothing of the pass is marked; its rows are claimed again).
     async fn pass(&mut self) -> Result<Pass, PublishError> {
         let now = Instant::now();
+        // A row long past its retry time that we did not claim was published (or is being
+        // retried) by another worker: forget it.
+        self.retries
+            .retain(|_, r| now.saturating_duration_since(r.due) < Duration::from_secs(7200));
         let waiting: Vec<i64> = self
             .retries
             .iter()
@@ -340,6 +346,7 @@ impl DlqRelay {
         }
         Ok(Pass {
             claimed: claimed.len(),
+            published: published.len(),
         })
     }
 
