@@ -92,6 +92,9 @@ pub struct RawSpan {
     payload_len: u32,
     has_key: bool,
     record_ts: Option<i64>,
+    /// Where this record's rows end in each table's COPY stream (they start where the previous
+    /// valid record's end).
+    ends: [u32; 2],
 }
 
 #[derive(Debug)]
@@ -215,6 +218,7 @@ impl Batch {
             payload_len: payload.len() as u32,
             has_key: key.is_some(),
             record_ts,
+            ends: self.staged.ends(),
         });
         self.last_offset = offset;
         self.recharge();
@@ -234,6 +238,26 @@ impl Batch {
     pub fn seal(&mut self) {
         self.staged.seal();
         self.recharge();
+    }
+
+    /// A COPY stream of table `table`'s rows of the valid records `lo..hi` (indexes into `valid`),
+    /// and whether it holds any row.
+    pub fn copy_slice(&self, table: usize, lo: usize, hi: usize) -> Option<bytes::Bytes> {
+        let start = if lo == 0 {
+            crate::sink::copy::ROWS_START
+        } else {
+            self.valid[lo - 1].ends[table] as usize
+        };
+        let end = self.valid[hi - 1].ends[table] as usize;
+        (end > start).then(|| self.staged.slice(table, start, end))
+    }
+
+    /// The valid record at `offset`, if the batch holds one.
+    pub fn span(&self, offset: i64) -> Option<&RawSpan> {
+        self.valid
+            .binary_search_by_key(&offset, |s| s.offset)
+            .ok()
+            .map(|i| &self.valid[i])
     }
 
     /// Moves a valid record to quarantine after the database rejected its rows.

@@ -197,6 +197,13 @@ pub struct DatabaseSettings {
     pub retry_max_backoff: Duration,
     /// How a batch's rows reach their tables; see [`WritePath`].
     pub write_path: WritePath,
+    /// How far back the day partitions of market_data, crypto_data and order_book go: the worker
+    /// creates a missing day's partition on demand only inside this window (and a week ahead), and
+    /// quarantines rows older than it as `outside_partition_window` instead of creating partitions
+    /// for long-gone days or recreating ones that retention dropped. Keep it at or below your
+    /// retention; widen it for a deliberate backfill.
+    #[serde(with = "humantime_serde")]
+    pub partition_max_past: Duration,
 }
 
 /// How a batch's valid rows are written (both keep exactly-once: the offset compare-and-set is in
@@ -228,6 +235,7 @@ impl Default for DatabaseSettings {
             retry_initial_backoff: Duration::from_millis(100),
             retry_max_backoff: Duration::from_secs(10),
             write_path: WritePath::Auto,
+            partition_max_past: Duration::from_secs(366 * 86_400),
         }
     }
 }

@@ -303,7 +303,8 @@ pub fn encode_topics(
             .with_context(|| format!("the Avro schema of {} does not parse", f.name))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut ctx = Ctx::new(settings.validate.max_future, settings.validate.max_past);
+    let mut ctx = Ctx::new(settings.validate.max_future, settings.validate.max_past)
+        .with_partition_max_past(settings.database.partition_max_past);
     ctx.now = chrono::Utc::now();
     let mut staged: Vec<(StagedRows, usize)> = families
         .iter()
@@ -327,6 +328,7 @@ pub fn encode_topics(
             topic: &topics[k],
             partition,
             offset,
+            timestamp: None,
         };
         let payload = decoders[k]
             .decode(bytes)

@@ -515,6 +515,7 @@ mod tests {
                         topic: "t",
                         partition: 0,
                         offset: i,
+                        timestamp: None,
                     };
                     let _ = (f.process)(p, &ctx, &l, &mut StagedRows::new(f.tables.len()));
                 }

@@ -6,20 +6,20 @@ use crate::sink::copy::{Lineage, StagedRows, Table};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-table!(FEATURE, "feature", partitioned = false, [
-    "entity": TEXT, "name": TEXT, "ts": TIMESTAMPTZ, "value": FLOAT8, "model_version": TEXT,
+table!(FEATURE, "feature", partitioned = false, key = ["entity", "name", "ts", "model_version"], [
+    "entity": TEXT, "name": TEXT, "ts": TIMESTAMPTZ, "value": FLOAT8, "model_version": TEXT, "version_at": TIMESTAMPTZ,
 ]);
-table!(INSIGHT, "insight", partitioned = false, [
+table!(INSIGHT, "insight", partitioned = false, key = ["insight_id"], [
     "insight_id": TEXT, "symbol": TEXT, "kind": TEXT, "title": TEXT, "body": TEXT,
-    "confidence": FLOAT8, "generated_at": TIMESTAMPTZ, "model": TEXT,
+    "confidence": FLOAT8, "generated_at": TIMESTAMPTZ, "model": TEXT, "version_at": TIMESTAMPTZ,
 ]);
-table!(STRATEGY, "strategy", partitioned = false, [
+table!(STRATEGY, "strategy", partitioned = false, key = ["strategy_id", "version"], [
     "strategy_id": TEXT, "version": INT4, "name": TEXT, "description": TEXT, "parameters": JSONB,
-    "created_at": TIMESTAMPTZ,
+    "created_at": TIMESTAMPTZ, "version_at": TIMESTAMPTZ,
 ]);
-table!(SIGNAL, "signal", partitioned = false, [
+table!(SIGNAL, "signal", partitioned = false, key = ["strategy_id", "strategy_version", "symbol", "ts"], [
     "strategy_id": TEXT, "strategy_version": INT4, "symbol": TEXT, "ts": TIMESTAMPTZ,
-    "direction": TEXT, "strength": FLOAT8, "confidence": FLOAT8, "horizon_seconds": INT8,
+    "direction": TEXT, "strength": FLOAT8, "confidence": FLOAT8, "horizon_seconds": INT8, "version_at": TIMESTAMPTZ,
 ]);
 
 pub const INSIGHT_KINDS: &[&str] = &[
@@ -69,6 +69,7 @@ impl Family for Feature {
     type Wire = FeatureWire;
     const NAME: &'static str = "feature";
     const TABLES: &'static [&'static Table] = &[&FEATURE];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: FeatureWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -81,6 +82,7 @@ impl Family for Feature {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = l.version_time();
         out.buffers[0].row(
             FEATURE.types,
             &[
@@ -89,6 +91,7 @@ impl Family for Feature {
                 &self.ts,
                 &self.value,
                 &self.model_version,
+                &version_at,
             ],
             l,
         )
@@ -124,6 +127,7 @@ impl Family for Insight {
     type Wire = InsightWire;
     const NAME: &'static str = "insight";
     const TABLES: &'static [&'static Table] = &[&INSIGHT];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: InsightWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -139,6 +143,7 @@ impl Family for Insight {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = self.generated_at;
         out.buffers[0].row(
             INSIGHT.types,
             &[
@@ -150,6 +155,7 @@ impl Family for Insight {
                 &self.confidence,
                 &self.generated_at,
                 &self.model,
+                &version_at,
             ],
             l,
         )
@@ -220,6 +226,7 @@ impl Family for Strategy {
     type Wire = StrategyWire;
     const NAME: &'static str = "strategy";
     const TABLES: &'static [&'static Table] = &[&STRATEGY];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: StrategyWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -233,6 +240,7 @@ impl Family for Strategy {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = self.created_at;
         out.buffers[0].row(
             STRATEGY.types,
             &[
@@ -242,6 +250,7 @@ impl Family for Strategy {
                 &self.description,
                 &self.parameters,
                 &self.created_at,
+                &version_at,
             ],
             l,
         )
@@ -277,6 +286,7 @@ impl Family for Signal {
     type Wire = SignalWire;
     const NAME: &'static str = "signal";
     const TABLES: &'static [&'static Table] = &[&SIGNAL];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: SignalWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         let horizon_seconds = match w.horizon_seconds {
@@ -307,6 +317,7 @@ impl Family for Signal {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = l.version_time();
         out.buffers[0].row(
             SIGNAL.types,
             &[
@@ -318,6 +329,7 @@ impl Family for Signal {
                 &self.strength,
                 &self.confidence,
                 &self.horizon_seconds,
+                &version_at,
             ],
             l,
         )

@@ -20,6 +20,9 @@ pub struct Ctx {
     pub max_future: Duration,
     /// How far behind `now` a timestamp may be (older data is a spider bug or a replay of junk).
     pub max_past: Duration,
+    /// How far behind `now` a row of a day-partitioned table may be (`database.partition_max_past`):
+    /// the days the worker may create partitions for. `None`: no bound beyond `max_past`.
+    pub partition_max_past: Option<Duration>,
     pub int_time: TimeUnit,
 }
 
@@ -29,7 +32,16 @@ impl Ctx {
             now: Utc::now(),
             max_future,
             max_past,
+            partition_max_past: None,
             int_time: TimeUnit::Millis,
+        }
+    }
+
+    /// Bounds the days of day-partitioned rows (see [`partition_time`]).
+    pub fn with_partition_max_past(self, d: Duration) -> Self {
+        Self {
+            partition_max_past: Some(d),
+            ..self
         }
     }
 
@@ -396,6 +408,39 @@ pub fn int_in_range(v: Option<i64>, field: &'static str, lo: i64, hi: i64) -> R<
 }
 
 /// A timestamp, converted to UTC and checked against the plausibility window.
+/// A [`time`] that decides the day partition of its row: it must also lie inside the window of
+/// days the worker creates partitions for, so that a stray old tick neither creates a partition
+/// for a long-gone day nor lands in one that retention dropped.
+pub fn partition_time(v: Option<WireTime>, field: &'static str, ctx: &Ctx) -> R<DateTime<Utc>> {
+    let ts = time(v, field, ctx)?;
+    // esurio_ensure_partitions creates at most 31 days ahead (only matters when
+    // validate.max_future is set beyond that).
+    if ts > ctx.now + chrono::Duration::days(30) {
+        return Err(ValidationError::new(
+            Reason::OutsidePartitionWindow,
+            field,
+            format!(
+                "{} is more than 30 days ahead, beyond the days partitions are created for",
+                ts.to_rfc3339()
+            ),
+        ));
+    }
+    if let Some(window) = ctx.partition_max_past {
+        if ts < ctx.now - window {
+            return Err(ValidationError::new(
+                Reason::OutsidePartitionWindow,
+                field,
+                format!(
+                    "{} is more than {:?} before now, outside the days partitions are kept for (database.partition_max_past)",
+                    ts.to_rfc3339(),
+                    window
+                ),
+            ));
+        }
+    }
+    Ok(ts)
+}
+
 pub fn time(v: Option<WireTime>, field: &'static str, ctx: &Ctx) -> R<DateTime<Utc>> {
     let bad = |m: String| ValidationError::new(Reason::InvalidTimestamp, field, m);
     let ts = match required(v, field)? {

@@ -6,14 +6,14 @@ use crate::sink::copy::{Lineage, StagedRows, Table};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-table!(EARNINGS_EVENT, "earnings_event", partitioned = false, [
+table!(EARNINGS_EVENT, "earnings_event", partitioned = false, key = ["symbol", "fiscal_year", "fiscal_quarter"], [
     "symbol": TEXT, "fiscal_year": INT4, "fiscal_quarter": INT2, "reported_at": TIMESTAMPTZ,
     "eps_estimate": FLOAT8, "eps_actual": FLOAT8, "revenue_estimate": FLOAT8,
-    "revenue_actual": FLOAT8, "currency": BPCHAR,
+    "revenue_actual": FLOAT8, "currency": BPCHAR, "version_at": TIMESTAMPTZ,
 ]);
-table!(SEC_FILING, "sec_filing", partitioned = false, [
+table!(SEC_FILING, "sec_filing", partitioned = false, key = ["accession_number"], [
     "accession_number": TEXT, "cik": TEXT, "company_name": TEXT, "form_type": TEXT,
-    "filed_at": TIMESTAMPTZ, "url": TEXT, "symbol": TEXT,
+    "filed_at": TIMESTAMPTZ, "url": TEXT, "symbol": TEXT, "version_at": TIMESTAMPTZ,
 ]);
 
 pub const FORM_TYPES: &[&str] = &[
@@ -51,6 +51,7 @@ impl Family for EarningsEvent {
     type Wire = EarningsEventWire;
     const NAME: &'static str = "earnings_event";
     const TABLES: &'static [&'static Table] = &[&EARNINGS_EVENT];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: EarningsEventWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -67,6 +68,7 @@ impl Family for EarningsEvent {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = self.reported_at;
         out.buffers[0].row(
             EARNINGS_EVENT.types,
             &[
@@ -79,6 +81,7 @@ impl Family for EarningsEvent {
                 &self.revenue_estimate,
                 &self.revenue_actual,
                 &self.currency,
+                &version_at,
             ],
             l,
         )
@@ -144,6 +147,7 @@ impl Family for SecFiling {
     type Wire = SecFilingWire;
     const NAME: &'static str = "sec_filing";
     const TABLES: &'static [&'static Table] = &[&SEC_FILING];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: SecFilingWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -158,6 +162,7 @@ impl Family for SecFiling {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = l.version_time();
         out.buffers[0].row(
             SEC_FILING.types,
             &[
@@ -168,6 +173,7 @@ impl Family for SecFiling {
                 &self.filed_at,
                 &self.url,
                 &self.symbol,
+                &version_at,
             ],
             l,
         )

@@ -6,13 +6,13 @@ use crate::sink::copy::{Lineage, StagedRows, Table};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-table!(ECONOMIC_INDICATOR, "economic_indicator", partitioned = false, [
+table!(ECONOMIC_INDICATOR, "economic_indicator", partitioned = false, key = ["source", "indicator", "country", "frequency", "period_start"], [
     "indicator": TEXT, "country": BPCHAR, "frequency": TEXT, "period_start": DATE, "value": FLOAT8,
-    "unit": TEXT, "released_at": TIMESTAMPTZ, "source": TEXT,
+    "unit": TEXT, "released_at": TIMESTAMPTZ, "source": TEXT, "version_at": TIMESTAMPTZ,
 ]);
-table!(SUPPLY_CHAIN_METRIC, "supply_chain_metric", partitioned = false, [
+table!(SUPPLY_CHAIN_METRIC, "supply_chain_metric", partitioned = false, key = ["source", "metric", "location", "observed_at"], [
     "metric": TEXT, "location": TEXT, "observed_at": TIMESTAMPTZ, "value": FLOAT8, "unit": TEXT,
-    "source": TEXT,
+    "source": TEXT, "version_at": TIMESTAMPTZ,
 ]);
 
 pub const FREQUENCIES: &[&str] = &["daily", "weekly", "monthly", "quarterly", "annual"];
@@ -54,6 +54,7 @@ impl Family for EconomicIndicator {
     type Wire = EconomicIndicatorWire;
     const NAME: &'static str = "economic_indicator";
     const TABLES: &'static [&'static Table] = &[&ECONOMIC_INDICATOR];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: EconomicIndicatorWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -69,6 +70,7 @@ impl Family for EconomicIndicator {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = self.released_at;
         out.buffers[0].row(
             ECONOMIC_INDICATOR.types,
             &[
@@ -80,6 +82,7 @@ impl Family for EconomicIndicator {
                 &self.unit,
                 &self.released_at,
                 &self.source,
+                &version_at,
             ],
             l,
         )
@@ -111,6 +114,7 @@ impl Family for SupplyChainMetric {
     type Wire = SupplyChainMetricWire;
     const NAME: &'static str = "supply_chain_metric";
     const TABLES: &'static [&'static Table] = &[&SUPPLY_CHAIN_METRIC];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: SupplyChainMetricWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -124,6 +128,7 @@ impl Family for SupplyChainMetric {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = l.version_time();
         out.buffers[0].row(
             SUPPLY_CHAIN_METRIC.types,
             &[
@@ -133,6 +138,7 @@ impl Family for SupplyChainMetric {
                 &self.value,
                 &self.unit,
                 &self.source,
+                &version_at,
             ],
             l,
         )

@@ -6,15 +6,15 @@ use crate::sink::copy::{Lineage, StagedRows, Table};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-table!(MARKET_DATA, "market_data", partitioned = true, [
+table!(MARKET_DATA, "market_data", partitioned = true, key = ["exchange", "symbol", "ts"], [
     "symbol": TEXT, "exchange": TEXT, "ts": TIMESTAMPTZ, "price": FLOAT8, "volume": FLOAT8,
     "bid": FLOAT8, "ask": FLOAT8, "currency": BPCHAR,
 ]);
-table!(CRYPTO_DATA, "crypto_data", partitioned = true, [
+table!(CRYPTO_DATA, "crypto_data", partitioned = true, key = ["exchange", "symbol", "ts"], [
     "symbol": TEXT, "exchange": TEXT, "ts": TIMESTAMPTZ, "price": FLOAT8, "volume": FLOAT8,
     "market_cap": FLOAT8, "quote_currency": TEXT,
 ]);
-table!(ORDER_BOOK, "order_book", partitioned = true, [
+table!(ORDER_BOOK, "order_book", partitioned = true, key = ["exchange", "symbol", "ts"], [
     "symbol": TEXT, "exchange": TEXT, "ts": TIMESTAMPTZ, "bid_prices": FLOAT8_ARRAY,
     "bid_sizes": FLOAT8_ARRAY, "ask_prices": FLOAT8_ARRAY, "ask_sizes": FLOAT8_ARRAY,
     "best_bid": FLOAT8, "best_ask": FLOAT8,
@@ -49,6 +49,7 @@ impl Family for MarketData {
     type Wire = MarketDataWire;
     const NAME: &'static str = "market_data";
     const TABLES: &'static [&'static Table] = &[&MARKET_DATA];
+    const POLICY: super::Policy = super::Policy::Reject;
 
     fn parse(w: MarketDataWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         let bid = check::opt_positive(w.bid, "bid")?;
@@ -65,7 +66,7 @@ impl Family for MarketData {
         Ok(Self {
             symbol: check::symbol(w.symbol, "symbol")?,
             exchange: check::exchange(w.exchange, "exchange")?,
-            ts: check::time(w.ts, "ts", ctx)?,
+            ts: check::partition_time(w.ts, "ts", ctx)?,
             price: check::positive(w.price, "price")?,
             volume: check::non_negative(w.volume, "volume")?,
             bid,
@@ -120,12 +121,13 @@ impl Family for CryptoData {
     type Wire = CryptoDataWire;
     const NAME: &'static str = "crypto_data";
     const TABLES: &'static [&'static Table] = &[&CRYPTO_DATA];
+    const POLICY: super::Policy = super::Policy::Reject;
 
     fn parse(w: CryptoDataWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
             symbol: check::symbol(w.symbol, "symbol")?,
             exchange: check::exchange(w.exchange, "exchange")?,
-            ts: check::time(w.ts, "ts", ctx)?,
+            ts: check::partition_time(w.ts, "ts", ctx)?,
             price: check::positive(w.price, "price")?,
             volume: check::non_negative(w.volume, "volume")?,
             market_cap: check::opt_non_negative(w.market_cap, "market_cap")?,
@@ -225,11 +227,12 @@ impl Family for OrderBook {
     type Wire = OrderBookWire;
     const NAME: &'static str = "order_book";
     const TABLES: &'static [&'static Table] = &[&ORDER_BOOK];
+    const POLICY: super::Policy = super::Policy::Reject;
 
     fn parse(w: OrderBookWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         let symbol = check::symbol(w.symbol, "symbol")?;
         let exchange = check::exchange(w.exchange, "exchange")?;
-        let ts = check::time(w.ts, "ts", ctx)?;
+        let ts = check::partition_time(w.ts, "ts", ctx)?;
         let (bid_prices, bid_sizes) = side(w.bids, "bids", true)?;
         let (ask_prices, ask_sizes) = side(w.asks, "asks", false)?;
         if bid_prices[0] >= ask_prices[0] {

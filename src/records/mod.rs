@@ -28,9 +28,10 @@ use serde::de::DeserializeOwned;
 
 /// Declares a [`Table`] with its columns and their PostgreSQL types; the lineage columns are added.
 macro_rules! table {
-    ($ident:ident, $name:literal, partitioned = $part:expr, [$($col:literal : $ty:ident),+ $(,)?]) => {
+    ($ident:ident, $name:literal, partitioned = $part:expr, key = [$($key:literal),+], [$($col:literal : $ty:ident),+ $(,)?]) => {
         pub static $ident: crate::sink::copy::Table = crate::sink::copy::Table {
             name: $name,
+            key: &[$($key,)+],
             columns: &[$($col,)+ "source_topic", "source_partition", "source_offset"],
             types: &[$(tokio_postgres::types::Type::$ty,)+
                 tokio_postgres::types::Type::TEXT,
@@ -38,7 +39,6 @@ macro_rules! table {
                 tokio_postgres::types::Type::INT8],
             partitioned: $part,
             stage_sql: include_str!(concat!("../../sql/stage/", $name, ".sql")),
-            merge_sql: include_str!(concat!("../../sql/merge/", $name, ".sql")),
         };
     };
 }
@@ -59,6 +59,7 @@ pub enum Reason {
     InvalidTimestamp,
     TimestampInFuture,
     TimestampTooOld,
+    OutsidePartitionWindow,
     InvalidCurrency,
     InvalidUrl,
     InvalidLanguage,
@@ -83,6 +84,7 @@ impl Reason {
         Reason::InvalidTimestamp,
         Reason::TimestampInFuture,
         Reason::TimestampTooOld,
+        Reason::OutsidePartitionWindow,
         Reason::InvalidCurrency,
         Reason::InvalidUrl,
         Reason::InvalidLanguage,
@@ -106,6 +108,7 @@ impl Reason {
             Reason::InvalidTimestamp => "invalid_timestamp",
             Reason::TimestampInFuture => "timestamp_in_future",
             Reason::TimestampTooOld => "timestamp_too_old",
+            Reason::OutsidePartitionWindow => "outside_partition_window",
             Reason::InvalidCurrency => "invalid_currency",
             Reason::InvalidUrl => "invalid_url",
             Reason::InvalidLanguage => "invalid_language",
@@ -142,6 +145,20 @@ impl ValidationError {
     }
 }
 
+/// What a record whose natural key is already stored with other values does (docs/RECORDS.md).
+/// Identical records (every column equal, and for articles and posts the same entity set) are
+/// dropped and counted as duplicates under either policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Observations that must not change (ticks, books): the first row stays; the conflicting record
+    /// is quarantined as `conflicting_duplicate`, naming the key.
+    Reject,
+    /// Data that is legitimately restated (revisions, re-crawls): the row takes the newest version by
+    /// its `version_at` (the record's own time, or its Kafka timestamp; Kafka order breaks ties);
+    /// every other version is kept in `<table>_history`. A parent and its entities change as one.
+    Revise,
+}
+
 /// One record family: its wire form, its validation, and its rows.
 pub trait Family: Sized {
     /// What the decoders deserialize into (JSON directly, Avro through `decode::avro_de`).
@@ -150,6 +167,8 @@ pub trait Family: Sized {
     const NAME: &'static str;
     /// The tables this family's rows go to, parents first (entities after their article).
     const TABLES: &'static [&'static Table];
+    /// What a conflicting record with an already stored key does.
+    const POLICY: Policy;
 
     /// Validates and normalizes a decoded record.
     ///
@@ -171,6 +190,7 @@ pub type Processed = Result<(), ValidationError>;
 pub struct FamilySpec {
     pub name: &'static str,
     pub tables: &'static [&'static Table],
+    pub policy: Policy,
     /// The Avro schema (`schemas/<name>.avsc`), embedded so the binary is self-contained.
     pub avro_schema: &'static str,
     /// Deserializes, validates and encodes one payload into `out`.
@@ -282,6 +302,7 @@ macro_rules! spec {
         FamilySpec {
             name: <$ty as Family>::NAME,
             tables: <$ty as Family>::TABLES,
+            policy: <$ty as Family>::POLICY,
             avro_schema: include_str!(concat!("../../schemas/", $file, ".avsc")),
             process: process::<$ty>,
         }
@@ -331,6 +352,7 @@ mod tests {
             topic: "t",
             partition: 0,
             offset: 1,
+            timestamp: None,
         };
         let mut out = StagedRows::new(f.tables.len());
         (f.process)(Payload::Json(json.as_bytes()), &ctx, &l, &mut out).map(|()| out)
@@ -431,6 +453,7 @@ mod regressions {
             topic: "t",
             partition: 0,
             offset: 0,
+            timestamp: None,
         };
         (f.process)(
             Payload::Json(json.as_bytes()),

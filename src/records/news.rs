@@ -9,19 +9,19 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
-table!(NEWS_ARTICLE, "news_article", partitioned = false, [
+table!(NEWS_ARTICLE, "news_article", partitioned = false, key = ["article_id"], [
     "article_id": UUID, "url": TEXT, "title": TEXT, "body": TEXT, "source": TEXT, "author": TEXT,
-    "published_at": TIMESTAMPTZ, "language": TEXT,
+    "published_at": TIMESTAMPTZ, "language": TEXT, "version_at": TIMESTAMPTZ,
 ]);
-table!(NEWS_ENTITY, "news_entity", partitioned = false, [
+table!(NEWS_ENTITY, "news_entity", partitioned = false, key = ["article_id", "entity_type", "name"], [
     "article_id": UUID, "name": TEXT, "entity_type": TEXT, "symbol": TEXT, "salience": FLOAT8,
     "sentiment": FLOAT8,
 ]);
-table!(SOCIAL_POST, "social_post", partitioned = false, [
+table!(SOCIAL_POST, "social_post", partitioned = false, key = ["post_uid"], [
     "post_uid": UUID, "platform": TEXT, "post_id": TEXT, "author": TEXT, "body": TEXT, "url": TEXT,
-    "posted_at": TIMESTAMPTZ, "likes": INT8, "shares": INT8, "language": TEXT,
+    "posted_at": TIMESTAMPTZ, "likes": INT8, "shares": INT8, "language": TEXT, "version_at": TIMESTAMPTZ,
 ]);
-table!(SOCIAL_ENTITY, "social_entity", partitioned = false, [
+table!(SOCIAL_ENTITY, "social_entity", partitioned = false, key = ["post_uid", "entity_type", "name"], [
     "post_uid": UUID, "name": TEXT, "entity_type": TEXT, "symbol": TEXT, "salience": FLOAT8,
     "sentiment": FLOAT8,
 ]);
@@ -153,6 +153,7 @@ impl Family for NewsArticle {
     type Wire = NewsArticleWire;
     const NAME: &'static str = "news_article";
     const TABLES: &'static [&'static Table] = &[&NEWS_ARTICLE, &NEWS_ENTITY];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: NewsArticleWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         let url = check::url(w.url, "url")?;
@@ -170,6 +171,7 @@ impl Family for NewsArticle {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = l.version_time();
         out.buffers[0].row(
             NEWS_ARTICLE.types,
             &[
@@ -181,6 +183,7 @@ impl Family for NewsArticle {
                 &self.author,
                 &self.published_at,
                 &self.language,
+                &version_at,
             ],
             l,
         )?;
@@ -223,6 +226,7 @@ impl Family for SocialPost {
     type Wire = SocialPostWire;
     const NAME: &'static str = "social_post";
     const TABLES: &'static [&'static Table] = &[&SOCIAL_POST, &SOCIAL_ENTITY];
+    const POLICY: super::Policy = super::Policy::Revise;
 
     fn parse(w: SocialPostWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         let platform = check::one_of(w.platform, "platform", PLATFORMS)?;
@@ -250,6 +254,7 @@ impl Family for SocialPost {
     }
 
     fn encode(&self, l: &Lineage<'_>, out: &mut StagedRows) -> Result<(), String> {
+        let version_at = l.version_time();
         out.buffers[0].row(
             SOCIAL_POST.types,
             &[
@@ -263,6 +268,7 @@ impl Family for SocialPost {
                 &self.likes,
                 &self.shares,
                 &self.language,
+                &version_at,
             ],
             l,
         )?;

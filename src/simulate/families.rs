@@ -99,7 +99,7 @@ pub(crate) fn builder(name: &str, env: &Env) -> Option<Box<dyn Builder>> {
         "order_book" => Box::new(OrderBook::new()),
         "news_article" => Box::new(News::new(env)),
         "social_post" => Box::new(Social::new(env)),
-        "economic_indicator" => Box::new(Economic::new()),
+        "economic_indicator" => Box::new(Economic::new(env)),
         "supply_chain_metric" => Box::new(Supply::new()),
         "earnings_event" => Box::new(Earnings::new(env)),
         "sec_filing" => Box::new(SecFiling::new()),
@@ -125,13 +125,13 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-fn round_dp(x: f64, dp: i32) -> f64 {
+pub(crate) fn round_dp(x: f64, dp: i32) -> f64 {
     let p = 10f64.powi(dp);
     (x * p).round() / p
 }
 
 /// Decimal places of an instrument's tick size, by price level.
-fn decimals(price: f64) -> i32 {
+pub(crate) fn decimals(price: f64) -> i32 {
     if price < 0.1 {
         6
     } else if price < 1.0 {
@@ -723,7 +723,7 @@ impl Entities {
     }
 }
 
-fn entity(name: &str, etype: &str) -> V {
+pub(crate) fn entity(name: &str, etype: &str) -> V {
     let mut r = Rec::with_capacity(5);
     r.put("name", V::s(name))
         .put("entity_type", V::s(etype))
@@ -1283,7 +1283,13 @@ impl Builder for Social {
 // ---------------------------------------------------------------------------------------------
 // Economic indicators.
 
+/// Consecutive periods of one series and country: its records share the Kafka key, and each block's
+/// indicator code carries the run's tag and the block number, so natural keys stay unique now that
+/// released_at is the version time rather than part of the key.
+const ECONOMIC_PERIODS_PER_SERIES: u64 = 48;
+
 struct Economic {
+    tag: String,
     defects: Vec<Defect>,
 }
 
@@ -1303,7 +1309,7 @@ fn ancient_period(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
 }
 
 impl Economic {
-    fn new() -> Self {
+    fn new(env: &Env) -> Self {
         let mut defects = vec![
             d(
                 R::MissingField,
@@ -1346,37 +1352,43 @@ impl Economic {
             d(R::InvalidText, On::Both, Kind::Nul(&["unit", "source"])),
         ];
         defects.extend(ts_defects("released_at"));
-        Self { defects }
+        Self {
+            tag: format!("{}{:0>6}", env.seed36, env.base36),
+            defects,
+        }
     }
 }
 
-/// The start of the period a release covers, before the base date.
-fn period_start(frequency: &str, base: NaiveDate, rng: &mut ChaCha8Rng) -> NaiveDate {
+/// The start of the period a release covers: the latest complete period before the base date,
+/// `back` periods further back.
+fn period_start(frequency: &str, base: NaiveDate, back: u32) -> NaiveDate {
     let first_of_month = base.with_day(1).unwrap_or(base);
+    let months_back =
+        |d: NaiveDate, n: u32| d.checked_sub_months(chrono::Months::new(n)).unwrap_or(d);
     match frequency {
-        "monthly" => {
-            let back = rng.gen_range(1..=3);
-            first_of_month
-                .checked_sub_months(chrono::Months::new(back))
-                .unwrap_or(first_of_month)
-        }
+        "monthly" => months_back(first_of_month, 1 + back),
         "quarterly" => {
             let q0 = NaiveDate::from_ymd_opt(base.year(), (base.month0() / 3) * 3 + 1, 1)
                 .unwrap_or(first_of_month);
-            q0.checked_sub_months(chrono::Months::new(3)).unwrap_or(q0)
+            months_back(q0, 3 * (1 + back))
         }
         "weekly" => {
-            base - ChronoDuration::days(i64::from(base.weekday().num_days_from_monday()) + 7)
+            base - ChronoDuration::days(
+                i64::from(base.weekday().num_days_from_monday()) + 7 * (1 + i64::from(back)),
+            )
         }
-        "daily" => base - ChronoDuration::days(rng.gen_range(1..=3)),
-        _ => NaiveDate::from_ymd_opt(base.year() - 1, 1, 1).unwrap_or(base),
+        "daily" => base - ChronoDuration::days(1 + i64::from(back)),
+        _ => NaiveDate::from_ymd_opt(base.year() - 1 - back as i32, 1, 1).unwrap_or(base),
     }
 }
 
 impl Builder for Economic {
     fn build(&mut self, i: u64, rng: &mut ChaCha8Rng, env: &Env) -> Base {
-        let s = pick(rng, SERIES);
-        let (country, stats, bank, ccy) = *pick(rng, COUNTRIES);
+        let block = i / ECONOMIC_PERIODS_PER_SERIES;
+        let back = (i % ECONOMIC_PERIODS_PER_SERIES) as u32;
+        let s = &SERIES[(block % SERIES.len() as u64) as usize];
+        let (country, stats, bank, ccy) =
+            COUNTRIES[((block / SERIES.len() as u64) % COUNTRIES.len() as u64) as usize];
         let source = if s.central_bank { bank } else { stats };
         let unit = if s.unit == "bn" {
             format!("bn {ccy}")
@@ -1384,9 +1396,10 @@ impl Builder for Economic {
             s.unit.to_owned()
         };
         let value = round_dp(s.value + s.spread * 0.5 * normal(rng), 2);
-        let period = period_start(s.frequency, env.base_date(), rng);
+        let period = period_start(s.frequency, env.base_date(), back);
+        let indicator = format!("{}.{}.{}", s.code, self.tag, base36(block));
         let mut r = Rec::with_capacity(8);
-        r.put("indicator", V::Str(sloppy_code(s.code, rng)))
+        r.put("indicator", V::Str(sloppy_code(&indicator, rng)))
             .put("country", V::Str(sloppy_code(country, rng)))
             .put("frequency", V::s(s.frequency))
             .put("period_start", V::Date(days(period)))

@@ -8,6 +8,7 @@
 //! state carried from record to record is the per-instrument random walk of prices.
 
 use super::families::{self, Builder, Defect, Kind, On};
+use super::spider::{self, Effect, Outcome, Spider, Spiders};
 use super::wire::{Rec, TsStyle, V};
 use crate::decode::Format;
 use crate::records::FamilySpec;
@@ -88,7 +89,16 @@ pub struct SimRecord {
     pub key: Option<Vec<u8>>,
     /// The Kafka value; `None` is a record without a value (a tombstone), i.e. `empty_payload`.
     pub payload: Option<Vec<u8>>,
+    /// The Kafka timestamp (CreateTime, epoch milliseconds): `base_time + index ms`, or a revision's
+    /// version time for the families whose version time is the Kafka timestamp.
+    pub timestamp: i64,
     pub expect: Expect,
+    /// The realism kind, for records that come back to an earlier record's key (`--realism`).
+    pub spider: Option<Spider>,
+    /// What the database must make of the record.
+    pub outcome: Outcome,
+    /// The rows the record adds to the tables and their history tables.
+    pub effect: Effect,
 }
 
 /// Everything a generator needs, so that generating needs neither Kafka nor a registry.
@@ -102,6 +112,9 @@ pub struct GenOptions {
     pub now: DateTime<Utc>,
     /// Share of invalid records; exactly `round(n * invalid_ratio)` of `n` are invalid.
     pub invalid_ratio: f64,
+    /// Share of the valid records that are spider realism (see `spider`): exactly
+    /// `min(round(v * realism), v - 1)` of the `v` valid positions, never the first.
+    pub realism: f64,
     pub format: SimFormat,
     /// Schema registry ids by family name (needed for `AvroRegistry`; `Mixed` uses the registry
     /// only for families that have an id here).
@@ -133,6 +146,7 @@ impl GenOptions {
             base_time,
             now: Utc::now(),
             invalid_ratio: 0.1,
+            realism: 0.0,
             format: SimFormat::Json,
             registry_ids: BTreeMap::new(),
             max_record_bytes: d.max_record_bytes,
@@ -403,6 +417,33 @@ pub struct Generator {
     fingerprint: [u8; 8],
     registry_id: u32,
     max_record_bytes: usize,
+    /// Per position: whether it carries a realism record.
+    realism: Vec<bool>,
+    spiders: Spiders,
+    spider_lane: SpiderLane,
+    /// Base time in epoch milliseconds: record i's Kafka timestamp is `base_ms + i`.
+    base_ms: i64,
+}
+
+/// The realism kinds of a family in shuffled rounds, so that every kind occurs in exact numbers.
+struct SpiderLane {
+    kinds: &'static [Spider],
+    order: Vec<Spider>,
+    pos: usize,
+    rng: ChaCha8Rng,
+}
+
+impl SpiderLane {
+    fn next(&mut self) -> Spider {
+        if self.pos >= self.order.len() {
+            self.order.clear();
+            self.order.extend_from_slice(self.kinds);
+            self.order.shuffle(&mut self.rng);
+            self.pos = 0;
+        }
+        self.pos += 1;
+        self.order[self.pos - 1]
+    }
 }
 
 /// The records of `family`: `n` of them, `round(n * invalid_ratio)` invalid.
@@ -441,6 +482,28 @@ pub fn generate(
     for i in rand::seq::index::sample(&mut defect_rng, n, k.min(n)) {
         invalid[i] = true;
     }
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&opts.realism),
+        "the realism ratio must be within 0..=1, got {}",
+        opts.realism
+    );
+    // Realism positions come from their own stream, among the valid positions after the first
+    // (a realism record needs an earlier valid record to come back to).
+    let mut spider_rng = ChaCha8Rng::from_seed(key);
+    spider_rng.set_stream(u64::MAX - 1);
+    let valid_at: Vec<usize> = (0..n).filter(|i| !invalid[*i]).skip(1).collect();
+    let r = (((n - k.min(n)) as f64) * opts.realism).round() as usize;
+    let mut realism = vec![false; n];
+    for x in rand::seq::index::sample(&mut spider_rng, valid_at.len(), r.min(valid_at.len())) {
+        realism[valid_at[x]] = true;
+    }
+    let spider_lane = SpiderLane {
+        kinds: spider::kinds(family.name),
+        order: Vec::new(),
+        pos: 0,
+        rng: spider_rng,
+    };
+    let spiders = Spiders::new(family.name, family.tables.iter().map(|t| t.name).collect());
     let lanes = rotation
         .iter()
         .map(|f| Lane {
@@ -466,6 +529,10 @@ pub fn generate(
         defect_rng,
         registry_id,
         max_record_bytes: opts.max_record_bytes,
+        realism,
+        spiders,
+        spider_lane,
+        base_ms: opts.base_time.timestamp_millis(),
     })
 }
 
@@ -691,23 +758,76 @@ impl Iterator for Generator {
         let f = self.rotation[(i % self.rotation.len() as u64) as usize];
         let mut rng = ChaCha8Rng::from_seed(self.key);
         rng.set_stream(i);
+        let slot_ms = self.base_ms + i as i64;
+        if self.realism[i as usize] {
+            let kind = self.spider_lane.next();
+            if let Some(p) = self.spiders.plan(kind, i, slot_ms, &mut rng, &self.env) {
+                let payload = self.encode(&p.rec, f);
+                if payload.len() <= self.max_record_bytes {
+                    self.spiders.commit(&p);
+                    let rows = self.spec.tables.iter().map(|t| t.name).collect::<Vec<_>>();
+                    let n_ents = match p.rec.get("entities") {
+                        Some(V::Arr(v)) => v.len(),
+                        _ => 0,
+                    };
+                    // What the validator stages: the parent row and its entities.
+                    let rows = rows
+                        .iter()
+                        .enumerate()
+                        .map(|(k, t)| (*t, if k == 0 { 1 } else { n_ents }))
+                        .collect();
+                    return Some(SimRecord {
+                        index: i,
+                        format: f,
+                        key: Some(p.key),
+                        payload: Some(payload),
+                        timestamp: p.kafka_ts,
+                        expect: Expect::Valid { rows },
+                        spider: Some(p.kind),
+                        outcome: p.outcome,
+                        effect: p.effect,
+                    });
+                }
+                return Some(SimRecord {
+                    index: i,
+                    format: f,
+                    key: Some(p.key),
+                    payload: Some(payload),
+                    timestamp: p.kafka_ts,
+                    expect: Expect::Invalid { reason: TOO_LARGE },
+                    spider: Some(p.kind),
+                    outcome: Outcome::Rejected,
+                    effect: Effect::default(),
+                });
+            }
+        }
         let base = self.builder.build(i, &mut rng, &self.env);
-        let key = Some(base.key);
         if !self.invalid[i as usize] {
             let payload = self.encode(&base.rec, f);
-            let expect = if payload.len() > self.max_record_bytes {
-                Expect::Invalid { reason: TOO_LARGE }
+            let (expect, outcome, effect) = if payload.len() > self.max_record_bytes {
+                (
+                    Expect::Invalid { reason: TOO_LARGE },
+                    Outcome::Rejected,
+                    Effect::default(),
+                )
             } else {
-                Expect::Valid { rows: base.rows }
+                self.spiders.remember(&base.rec, &base.key, slot_ms);
+                let effect = Spiders::inserted(&base.rows);
+                (Expect::Valid { rows: base.rows }, Outcome::Inserted, effect)
             };
             return Some(SimRecord {
                 index: i,
                 format: f,
-                key,
+                key: Some(base.key),
                 payload: Some(payload),
+                timestamp: slot_ms,
                 expect,
+                spider: None,
+                outcome,
+                effect,
             });
         }
+        let key = Some(base.key);
         let lane = self
             .lanes
             .iter_mut()
@@ -736,7 +856,11 @@ impl Iterator for Generator {
             format: f,
             key,
             payload,
+            timestamp: slot_ms,
             expect: Expect::Invalid { reason },
+            spider: None,
+            outcome: Outcome::Rejected,
+            effect: Effect::default(),
         })
     }
 

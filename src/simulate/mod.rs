@@ -8,14 +8,20 @@
 //! - [`run`] creates the topics (and their dead-letter topics) if missing, registers the Avro schemas
 //!   when the registry format is used, produces everything and prints the [`Summary`].
 //!
-//! Reproducibility: the records are a function of (seed, base time, family, index). Valid records'
-//! natural keys are unique within a run and do not collide across runs whose seeds differ (time keys
-//! carry `seed % 1000` µs; id keys carry the seed, and the base time where the id format has room).
+//! Reproducibility: the records are a function of (seed, base time, family, index, options). Without
+//! `--realism`, valid records' natural keys are unique within a run and do not collide across runs
+//! whose seeds differ (time keys carry `seed % 1000` µs; id keys carry the seed, and the base time
+//! where the id format has room). With it, a share of the valid records come back to an earlier
+//! key (see `spider`), and the summary's `tables`, `history` and outcome counts say what the
+//! database must make of that; same-millisecond trades use other microseconds, which another seed's
+//! keys may use. Every record's Kafka timestamp is explicit: `base_time + index` ms, or a revision's
+//! version time.
 //! The default base time is yesterday 00:00 UTC, so the same seed on the same day gives byte-identical
 //! records.
 
 mod families;
 mod gen;
+mod spider;
 mod universe;
 mod wire;
 
@@ -27,6 +33,7 @@ pub use gen::{
     Generator, SimFormat, SimRecord, WireFormat, BOGUS_SCHEMA_ID, TOO_LARGE_EVERY,
     TOO_LARGE_MAX_LIMIT,
 };
+pub use spider::{kinds, policy, Effect, Outcome, Policy, Spider, CONFLICTING_DUPLICATE};
 
 use crate::config::Settings;
 use crate::decode::Format;
@@ -67,6 +74,17 @@ pub struct SimulateArgs {
     /// through every reason that applies to the family and format.
     #[arg(long, default_value_t = 0.1, value_name = "F", value_parser = parse_ratio)]
     pub invalid_ratio: f64,
+
+    /// Share of the valid records that are spider realism, 0..=1: records that come back to an
+    /// earlier record's natural key as real spiders do. Exactly round(V * R) of the V valid
+    /// positions (never the first), cycling through the kinds that apply to the family: identical
+    /// replays (possibly in another encoding); conflicting ticks (market_data, crypto_data,
+    /// order_book: same key, another price or book); revisions with a newer and with an older
+    /// version time (every other family); re-crawls of articles and posts with a changed entity set
+    /// and with the same entities in another order; trades in the same millisecond at another
+    /// microsecond (market_data, crypto_data). The summary states what the database must then hold.
+    #[arg(long, default_value_t = 0.0, value_name = "R", value_parser = parse_ratio)]
+    pub realism: f64,
 
     /// Encoding of the records. `mixed` rotates per record among JSON, Avro single-object and (when
     /// decode.schema_registry_url is set) Avro schema-registry. The registry format registers each
@@ -120,6 +138,22 @@ pub struct TopicSummary {
     pub invalid: u64,
     /// Invalid records per expected reason code.
     pub invalid_by_reason: BTreeMap<String, u64>,
+    /// Realism records per kind (`--realism`).
+    #[serde(default)]
+    pub spider: BTreeMap<String, u64>,
+    /// Valid records the database must drop as identical to a version it has seen.
+    #[serde(default)]
+    pub duplicates: u64,
+    /// Records that must revise their key's row (a newer version).
+    #[serde(default)]
+    pub revised: u64,
+    /// Records older than their key's row: stored in the history table only.
+    #[serde(default)]
+    pub superseded: u64,
+    /// Records of reject families that conflict with their key's row; they are among `invalid`,
+    /// with the reason `conflicting_duplicate`.
+    #[serde(default)]
+    pub conflicting: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +161,14 @@ pub struct Totals {
     pub produced: u64,
     pub valid: u64,
     pub invalid: u64,
+    #[serde(default)]
+    pub duplicates: u64,
+    #[serde(default)]
+    pub revised: u64,
+    #[serde(default)]
+    pub superseded: u64,
+    #[serde(default)]
+    pub conflicting: u64,
 }
 
 /// The outcome of a run: what the worker must make of the records.
@@ -137,10 +179,16 @@ pub struct Summary {
     pub base_time: DateTime<Utc>,
     pub records_per_topic: u64,
     pub invalid_ratio: f64,
-    /// Per family.
+    #[serde(default)]
+    pub realism: f64,
+    /// Per family. `invalid` (and `invalid_by_reason`) is what the worker must quarantine,
+    /// conflicting records included; `valid` the rest.
     pub topics: BTreeMap<String, TopicSummary>,
-    /// Per table: the rows the valid records must produce (entities included).
+    /// Per table: the rows it must hold afterwards (entities included), starting from empty.
     pub tables: BTreeMap<String, u64>,
+    /// Per history table (`<table>_history` of the revise families): the rows it must hold.
+    #[serde(default)]
+    pub history: BTreeMap<String, u64>,
     pub totals: Totals,
 }
 
@@ -152,50 +200,82 @@ impl Summary {
             base_time: opts.base_time,
             records_per_topic: records as u64,
             invalid_ratio: opts.invalid_ratio,
+            realism: opts.realism,
             topics: BTreeMap::new(),
             tables: BTreeMap::new(),
+            history: BTreeMap::new(),
             totals: Totals::default(),
         }
     }
 
     /// Accounts one topic's records.
-    fn add(&mut self, family: &'static FamilySpec, t: TopicSummary, rows: BTreeMap<String, u64>) {
+    pub fn add(&mut self, family: &'static FamilySpec, tally: Tally) {
+        let t = tally.t;
         self.totals.produced += t.produced;
         self.totals.valid += t.valid;
         self.totals.invalid += t.invalid;
+        self.totals.duplicates += t.duplicates;
+        self.totals.revised += t.revised;
+        self.totals.superseded += t.superseded;
+        self.totals.conflicting += t.conflicting;
         for table in family.tables {
-            *self.tables.entry(table.name.to_owned()).or_default() +=
-                rows.get(table.name).copied().unwrap_or(0);
+            let n = tally.rows.get(table.name).copied().unwrap_or(0);
+            *self.tables.entry(table.name.to_owned()).or_default() += n.max(0) as u64;
+            if policy(family.name) == Policy::Revise {
+                *self
+                    .history
+                    .entry(format!("{}_history", table.name))
+                    .or_default() += tally.history.get(table.name).copied().unwrap_or(0);
+            }
         }
         self.topics.insert(family.name.to_owned(), t);
     }
 }
 
-/// Tallies records of one topic.
-#[derive(Default)]
-struct Tally {
-    t: TopicSummary,
-    rows: BTreeMap<String, u64>,
+/// Tallies records of one topic: what the database must make of them.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub t: TopicSummary,
+    /// Per table: rows it must hold.
+    pub rows: BTreeMap<&'static str, i64>,
+    /// Per table: rows its history table must hold.
+    pub history: BTreeMap<&'static str, u64>,
 }
 
 impl Tally {
-    fn add(&mut self, r: &SimRecord) {
+    pub fn add(&mut self, r: &SimRecord) {
         self.t.produced += 1;
-        match &r.expect {
-            Expect::Valid { rows } => {
-                self.t.valid += 1;
-                for (table, n) in rows {
-                    *self.rows.entry((*table).to_owned()).or_default() += *n as u64;
-                }
-            }
-            Expect::Invalid { reason } => {
+        if let Some(k) = r.spider {
+            *self.t.spider.entry(k.as_str().to_owned()).or_default() += 1;
+        }
+        let reason = match (&r.expect, r.outcome) {
+            (Expect::Invalid { reason }, _) => Some(*reason),
+            (_, Outcome::Conflicting) => Some(CONFLICTING_DUPLICATE),
+            _ => None,
+        };
+        match reason {
+            Some(reason) => {
                 self.t.invalid += 1;
                 *self
                     .t
                     .invalid_by_reason
-                    .entry((*reason).to_owned())
+                    .entry(reason.to_owned())
                     .or_default() += 1;
             }
+            None => self.t.valid += 1,
+        }
+        match r.outcome {
+            Outcome::Duplicate => self.t.duplicates += 1,
+            Outcome::Revised => self.t.revised += 1,
+            Outcome::Superseded => self.t.superseded += 1,
+            Outcome::Conflicting => self.t.conflicting += 1,
+            Outcome::Inserted | Outcome::Rejected => {}
+        }
+        for (table, n) in &r.effect.tables {
+            *self.rows.entry(table).or_default() += n;
+        }
+        for (table, n) in &r.effect.history {
+            *self.history.entry(table).or_default() += n;
         }
     }
 }
@@ -269,6 +349,7 @@ impl Plan {
         let mut opts = GenOptions::new(args.seed, base_time);
         opts.now = now;
         opts.invalid_ratio = args.invalid_ratio;
+        opts.realism = args.realism;
         opts.format = args.format;
         opts.max_record_bytes = settings.decode.max_record_bytes;
         opts.max_future = v.max_future;
@@ -464,6 +545,8 @@ fn send(p: &ThreadedProducer<Delivery>, topic: &str, r: &SimRecord) -> anyhow::R
     if let Some(v) = &r.payload {
         rec = rec.payload(v.as_slice());
     }
+    // Explicit, so that the version time of the families versioned by it is reproducible.
+    rec = rec.timestamp(r.timestamp);
     loop {
         match p.send(rec) {
             Ok(()) => return Ok(()),
@@ -552,7 +635,7 @@ fn produce_all(
     results.sort_by_key(|(k, _)| *k);
     let mut summary = Summary::new(&plan.opts, plan.records);
     for (k, t) in results {
-        summary.add(plan.families[k], t.t, t.rows);
+        summary.add(plan.families[k], t);
     }
     let secs = progress.started.elapsed().as_secs_f64();
     eprintln!(

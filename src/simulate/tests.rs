@@ -102,6 +102,7 @@ fn worker_outcome(
         topic: "sim",
         partition: 0,
         offset,
+        timestamp: None,
     };
     let mut out = StagedRows::new(spec.tables.len());
     (spec.process)(payload, ctx, &lineage, &mut out).map_err(|e| e.reason().to_owned())?;
@@ -124,6 +125,8 @@ fn check_format_seed(format: SimFormat, n: usize, seed: u64) {
     assert_eq!(again[all[3].name], ids[all[3].name]);
     for spec in FAMILIES {
         let mut o = opts(seed, format, 0.5);
+        // Realism records must decode and validate like any other valid record.
+        o.realism = 0.3;
         let registry = if matches!(format, SimFormat::AvroRegistry | SimFormat::Mixed) {
             o.registry_ids.clone_from(&ids);
             Some(Arc::new(Registry::new(&url, Duration::from_secs(5))))
@@ -259,14 +262,20 @@ fn same_seed_same_bytes() {
         for spec in FAMILIES {
             let mut o = opts(42, format, 0.3);
             o.base_time = base;
+            o.realism = 0.4;
             let a = records(spec, 300, &o);
             let b = records(spec, 300, &o);
             assert_eq!(a.len(), b.len());
             for (x, y) in a.iter().zip(&b) {
                 assert_eq!(x.payload, y.payload, "{} #{}", spec.name, x.index);
                 assert_eq!(x.key, y.key);
+                assert_eq!(x.timestamp, y.timestamp);
                 assert_eq!(x.expect, y.expect);
+                assert_eq!(x.spider, y.spider);
+                assert_eq!(x.outcome, y.outcome);
+                assert_eq!(x.effect, y.effect);
             }
+            assert!(a.iter().any(|r| r.spider.is_some()), "{}", spec.name);
         }
     }
 }
@@ -350,8 +359,7 @@ fn natural_keys(spec: &'static crate::records::FamilySpec, recs: &[SimRecord]) -
                     &x.indicator,
                     &x.country,
                     x.frequency,
-                    x.period_start,
-                    x.released_at
+                    x.period_start
                 )
             )
         }),
@@ -584,4 +592,393 @@ fn stress_many_seeds() {
             check_format_seed(format, 3000, seed * 7919 + 1);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spider realism against a reference model of the database's semantics.
+
+/// What the validator makes of a valid record: its natural key, its identity (every column as
+/// normalized, entities as a set), the version time a record field carries, and its entities.
+struct Typed {
+    key: String,
+    identity: String,
+    field_vt: Option<i64>,
+    entities: usize,
+}
+
+fn typed(decoder: &Decoder, spec: &'static crate::records::FamilySpec, r: &SimRecord) -> Typed {
+    use crate::decode::Payload;
+    fn parse<F: Family>(p: Payload<'_>) -> F {
+        let ctx = Ctx::new(
+            Duration::from_secs(300),
+            Duration::from_secs(20 * 365 * 86_400),
+        );
+        match p {
+            Payload::Json(b) => F::parse(
+                serde_json::from_slice(b).unwrap(),
+                &ctx.with_int_time(TimeUnit::Millis),
+            )
+            .unwrap(),
+            Payload::Avro(v) => F::parse(
+                crate::decode::avro_de::from_value(&v).unwrap(),
+                &ctx.with_int_time(TimeUnit::Micros),
+            )
+            .unwrap(),
+        }
+    }
+    fn plain<T: std::fmt::Debug>(key: String, x: &T, field_vt: Option<i64>) -> Typed {
+        Typed {
+            key,
+            identity: format!("{x:?}"),
+            field_vt,
+            entities: 0,
+        }
+    }
+    fn sorted<E: std::fmt::Debug>(e: &mut [E]) {
+        e.sort_by_key(|x| format!("{x:?}"));
+    }
+    let p = decoder.decode(r.payload.as_deref().unwrap()).unwrap();
+    match spec.name {
+        "market_data" => {
+            let x: MarketData = parse(p);
+            plain(format!("{:?}", (&x.exchange, &x.symbol, x.ts)), &x, None)
+        }
+        "crypto_data" => {
+            let x: CryptoData = parse(p);
+            plain(format!("{:?}", (&x.exchange, &x.symbol, x.ts)), &x, None)
+        }
+        "order_book" => {
+            let x: OrderBook = parse(p);
+            plain(format!("{:?}", (&x.exchange, &x.symbol, x.ts)), &x, None)
+        }
+        "news_article" => {
+            let mut x: NewsArticle = parse(p);
+            sorted(&mut x.entities);
+            Typed {
+                entities: x.entities.len(),
+                ..plain(x.article_id.to_string(), &x, None)
+            }
+        }
+        "social_post" => {
+            let mut x: SocialPost = parse(p);
+            sorted(&mut x.entities);
+            Typed {
+                entities: x.entities.len(),
+                ..plain(x.post_uid.to_string(), &x, None)
+            }
+        }
+        "economic_indicator" => {
+            let x: EconomicIndicator = parse(p);
+            let key = format!(
+                "{:?}",
+                (
+                    &x.source,
+                    &x.indicator,
+                    &x.country,
+                    x.frequency,
+                    x.period_start
+                )
+            );
+            plain(key, &x, Some(x.released_at.timestamp_micros()))
+        }
+        "supply_chain_metric" => {
+            let x: SupplyChainMetric = parse(p);
+            let key = format!("{:?}", (&x.source, x.metric, &x.location, x.observed_at));
+            plain(key, &x, None)
+        }
+        "earnings_event" => {
+            let x: EarningsEvent = parse(p);
+            let key = format!("{:?}", (&x.symbol, x.fiscal_year, x.fiscal_quarter));
+            plain(key, &x, Some(x.reported_at.timestamp_micros()))
+        }
+        "sec_filing" => {
+            let x: SecFiling = parse(p);
+            plain(x.accession_number.clone(), &x, None)
+        }
+        "feature" => {
+            let x: Feature = parse(p);
+            let key = format!("{:?}", (&x.entity, &x.name, x.ts, &x.model_version));
+            plain(key, &x, None)
+        }
+        "insight" => {
+            let x: Insight = parse(p);
+            plain(
+                x.insight_id.clone(),
+                &x,
+                Some(x.generated_at.timestamp_micros()),
+            )
+        }
+        "strategy" => {
+            let x: Strategy = parse(p);
+            let key = format!("{:?}", (&x.strategy_id, x.version));
+            plain(key, &x, Some(x.created_at.timestamp_micros()))
+        }
+        "signal" => {
+            let x: Signal = parse(p);
+            let key = format!(
+                "{:?}",
+                (&x.strategy_id, x.strategy_version, &x.symbol, x.ts)
+            );
+            plain(key, &x, None)
+        }
+        other => panic!("no model for {other}"),
+    }
+}
+
+/// The database's semantics applied to a topic's records in Kafka order, written from the policy
+/// text and independent of the generator's bookkeeping.
+#[derive(Debug, Default, PartialEq)]
+struct Model {
+    rows: BTreeMap<&'static str, i64>,
+    history: BTreeMap<&'static str, u64>,
+    duplicates: u64,
+    revised: u64,
+    superseded: u64,
+    conflicting: u64,
+    quarantined: u64,
+}
+
+struct KeyState {
+    kafka_key: Option<Vec<u8>>,
+    current: String,
+    vt: i64,
+    entities: usize,
+    /// Every record of the key so far (rows, history and earlier records).
+    seen: HashSet<String>,
+}
+
+fn model(
+    decoder: &Decoder,
+    spec: &'static crate::records::FamilySpec,
+    recs: &[SimRecord],
+) -> Model {
+    let reject = matches!(spec.name, "market_data" | "crypto_data" | "order_book");
+    let parent = spec.tables[0].name;
+    let child = spec.tables.get(1).map(|t| t.name);
+    let mut m = Model::default();
+    for t in spec.tables {
+        m.rows.insert(t.name, 0);
+        if !reject {
+            m.history.insert(t.name, 0);
+        }
+    }
+    let mut keys: HashMap<String, KeyState> = HashMap::new();
+    for r in recs {
+        if !r.expect.is_valid() {
+            m.quarantined += 1;
+            continue;
+        }
+        let t = typed(decoder, spec, r);
+        // Kafka timestamps are milliseconds.
+        let vt = t.field_vt.unwrap_or(r.timestamp * 1000);
+        let Some(k) = keys.get_mut(&t.key) else {
+            *m.rows.get_mut(parent).unwrap() += 1;
+            if let Some(c) = child {
+                *m.rows.get_mut(c).unwrap() += t.entities as i64;
+            }
+            keys.insert(
+                t.key,
+                KeyState {
+                    kafka_key: r.key.clone(),
+                    current: t.identity.clone(),
+                    vt,
+                    entities: t.entities,
+                    seen: [t.identity].into_iter().collect(),
+                },
+            );
+            continue;
+        };
+        assert_eq!(
+            k.kafka_key, r.key,
+            "{} #{}: a key's records must share a partition",
+            spec.name, r.index
+        );
+        if k.seen.contains(&t.identity) {
+            m.duplicates += 1;
+        } else if reject {
+            m.conflicting += 1;
+            m.quarantined += 1;
+        } else if vt >= k.vt {
+            // Newer (a tie goes to the later record of the partition).
+            m.revised += 1;
+            *m.history.get_mut(parent).unwrap() += 1;
+            if let Some(c) = child {
+                *m.history.get_mut(c).unwrap() += k.entities as u64;
+                *m.rows.get_mut(c).unwrap() += t.entities as i64 - k.entities as i64;
+            }
+            k.current.clone_from(&t.identity);
+            k.vt = vt;
+            k.entities = t.entities;
+        } else {
+            m.superseded += 1;
+            *m.history.get_mut(parent).unwrap() += 1;
+            if let Some(c) = child {
+                *m.history.get_mut(c).unwrap() += t.entities as u64;
+            }
+        }
+        k.seen.insert(t.identity);
+    }
+    m
+}
+
+fn tally(spec: &'static crate::records::FamilySpec, recs: &[SimRecord]) -> (Model, Tally) {
+    let mut t = Tally::default();
+    for r in recs {
+        t.add(r);
+    }
+    let reject = policy(spec.name) == Policy::Reject;
+    let mut m = Model {
+        duplicates: t.t.duplicates,
+        revised: t.t.revised,
+        superseded: t.t.superseded,
+        conflicting: t.t.conflicting,
+        quarantined: t.t.invalid,
+        ..Model::default()
+    };
+    for table in spec.tables {
+        m.rows
+            .insert(table.name, t.rows.get(table.name).copied().unwrap_or(0));
+        if !reject {
+            m.history
+                .insert(table.name, t.history.get(table.name).copied().unwrap_or(0));
+        }
+    }
+    (m, t)
+}
+
+#[test]
+fn realism_outcomes_follow_the_reference_model() {
+    let base = default_base_time(Utc::now());
+    for format in [SimFormat::Json, SimFormat::Mixed] {
+        for spec in FAMILIES {
+            let mut o = opts(17, format, 0.1);
+            o.base_time = base;
+            o.realism = 0.45;
+            let n = 700;
+            let recs = records(spec, n, &o);
+            let decoder =
+                Decoder::new(spec.avro_schema, Format::Auto, o.max_record_bytes, None).unwrap();
+            let want = model(&decoder, spec, &recs);
+            let (got, t) = tally(spec, &recs);
+            assert_eq!(got, want, "{} {format:?}", spec.name);
+            // Exact numbers: round(V * R) realism records, every kind of the family.
+            let valid_slots = n - (n as f64 * 0.1).round() as usize;
+            let realism = recs.iter().filter(|r| r.spider.is_some()).count();
+            assert_eq!(
+                realism,
+                (valid_slots as f64 * 0.45).round() as usize,
+                "{}",
+                spec.name
+            );
+            for k in kinds(spec.name) {
+                assert!(
+                    t.t.spider.get(k.as_str()).copied().unwrap_or(0) >= 20,
+                    "{} {format:?}: too few {}: {:?}",
+                    spec.name,
+                    k.as_str(),
+                    t.t.spider
+                );
+            }
+            // Each outcome the family can have occurs.
+            assert!(want.duplicates > 0, "{}", spec.name);
+            if policy(spec.name) == Policy::Reject {
+                assert!(want.conflicting > 0 && want.revised + want.superseded == 0);
+                assert_eq!(
+                    t.t.invalid_by_reason.get(CONFLICTING_DUPLICATE).copied(),
+                    Some(want.conflicting)
+                );
+            } else {
+                assert!(want.revised > 0 && want.superseded > 0 && want.conflicting == 0);
+            }
+            // Re-crawls with the same entities in another order did reorder some.
+            if matches!(spec.name, "news_article" | "social_post") {
+                let reordered = recs
+                    .iter()
+                    .filter(|r| r.spider == Some(Spider::Reordered))
+                    .filter(|r| {
+                        recs.iter().any(|x| {
+                            x.index < r.index
+                                && x.expect.is_valid()
+                                && x.format == r.format
+                                && x.payload != r.payload
+                                && typed(&decoder, spec, x).identity
+                                    == typed(&decoder, spec, r).identity
+                        })
+                    })
+                    .count();
+                assert!(reordered > 0, "{}: no entity order changed", spec.name);
+            }
+            // Same-millisecond trades: distinct keys in one millisecond.
+            if matches!(spec.name, "market_data" | "crypto_data") {
+                let trades = t.t.spider["same_millisecond_trade"];
+                assert_eq!(
+                    want.rows[spec.name] as u64,
+                    recs.iter()
+                        .filter(|r| r.outcome == Outcome::Inserted)
+                        .count() as u64
+                );
+                assert!(trades > 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn realism_summary_states_history_and_final_rows() {
+    use clap::Parser;
+    let cli = Cli::try_parse_from([
+        "simulate",
+        "--dry-run",
+        "--records",
+        "400",
+        "--realism",
+        "0.3",
+        "--topics",
+        "news_article,market_data,economic_indicator",
+    ])
+    .unwrap();
+    let s = dry_run(&Settings::default(), &cli.args).unwrap();
+    assert!((s.realism - 0.3).abs() < 1e-12);
+    let keys: Vec<&str> = s.history.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "economic_indicator_history",
+            "news_article_history",
+            "news_entity_history"
+        ]
+    );
+    let news = &s.topics["news_article"];
+    assert!(news.duplicates > 0 && news.revised > 0 && news.superseded > 0);
+    // Revisions replace rows: fewer rows than valid records.
+    assert_eq!(
+        s.tables["news_article"] + news.duplicates + news.revised + news.superseded,
+        news.valid
+    );
+    assert_eq!(
+        s.history["news_article_history"],
+        news.revised + news.superseded
+    );
+    let market = &s.topics["market_data"];
+    assert_eq!(
+        market.invalid_by_reason[CONFLICTING_DUPLICATE],
+        market.conflicting
+    );
+    assert_eq!(
+        s.tables["market_data"] + market.duplicates,
+        market.valid,
+        "valid = inserted + duplicates (conflicts are invalid)"
+    );
+    assert_eq!(
+        s.totals.duplicates,
+        s.topics.values().map(|t| t.duplicates).sum::<u64>()
+    );
+    // Without --realism nothing comes back: every valid record is a row.
+    let plain = Cli::try_parse_from(["simulate", "--dry-run", "--records", "400"]).unwrap();
+    let p = dry_run(&Settings::default(), &plain.args).unwrap();
+    for t in p.topics.values() {
+        assert_eq!(t.duplicates + t.revised + t.superseded + t.conflicting, 0);
+    }
+    assert!(p.history.values().all(|n| *n == 0));
+    assert_eq!(p.history.len(), 12);
 }

@@ -10,10 +10,15 @@ use tokio_postgres::types::{IsNull, ToSql, Type};
 
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
+/// Where the first row starts in a COPY stream (after the header).
+pub const ROWS_START: usize = HEADER.len();
+
 /// A target table: its COPY column list (lineage last) with types, and its SQL.
 #[derive(Debug)]
 pub struct Table {
     pub name: &'static str,
+    /// The natural key (the primary key's columns): what "the same record" means.
+    pub key: &'static [&'static str],
     /// Column names in encoding order, lineage columns (`source_topic, source_partition,
     /// source_offset`) last.
     pub columns: &'static [&'static str],
@@ -22,8 +27,6 @@ pub struct Table {
     pub partitioned: bool,
     /// Creates `pg_temp.stage_<name>` on a connection.
     pub stage_sql: &'static str,
-    /// Moves staged rows with `source_offset` in `[$1, $2]` into the table, skipping duplicates.
-    pub merge_sql: &'static str,
 }
 
 impl Table {
@@ -34,6 +37,22 @@ impl Table {
             self.name,
             self.columns.join(", ")
         )
+    }
+
+    /// Whether the table orders versions of a key by a `version_at` column (revise families).
+    pub fn versioned(&self) -> bool {
+        self.columns.contains(&"version_at")
+    }
+
+    /// The columns that make two rows of the same key identical: every record column, without the
+    /// version time and the lineage.
+    pub fn identity_columns(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.columns.iter().copied().filter(|c| {
+            !matches!(
+                *c,
+                "version_at" | "source_topic" | "source_partition" | "source_offset"
+            )
+        })
     }
 
     pub fn copy_sql(&self) -> String {
@@ -51,6 +70,17 @@ pub struct Lineage<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+    /// The Kafka record's timestamp: the version time of families whose records carry no time of
+    /// their own that says how new they are.
+    pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Lineage<'_> {
+    /// The version time of a record without one of its own: its Kafka timestamp (the spider's
+    /// produce time), or now for a record without one.
+    pub fn version_time(&self) -> chrono::DateTime<chrono::Utc> {
+        self.timestamp.unwrap_or_else(chrono::Utc::now)
+    }
 }
 
 /// The rows of one table in binary COPY format.
@@ -208,6 +238,31 @@ impl StagedRows {
     /// Each table's finished COPY stream (cheap clones) and row count, in table order.
     pub fn sealed(&self) -> impl Iterator<Item = (Bytes, usize)> + '_ {
         self.sealed.iter().map(|(b, n)| (b.clone(), *n))
+    }
+
+    /// Bytes written so far to each table's buffer (at most two tables per family), so that a
+    /// record's rows can be cut out of the sealed streams again ([`StagedRows::slice`]).
+    pub fn ends(&self) -> [u32; 2] {
+        let mut e = [ROWS_START as u32; 2];
+        for (i, b) in self.buffers.iter().take(2).enumerate() {
+            e[i] = b.len_bytes() as u32;
+        }
+        e
+    }
+
+    /// A complete COPY stream of the rows between byte positions `start..end` of table `table`'s
+    /// sealed stream (positions from [`StagedRows::ends`]): used to stage a batch piece by piece
+    /// when the whole stream is rejected.
+    pub fn slice(&self, table: usize, start: usize, end: usize) -> Bytes {
+        let Some((bytes, _)) = self.sealed.get(table) else {
+            return Bytes::new();
+        };
+        let end = end.min(bytes.len().saturating_sub(2)).max(start);
+        let mut b = BytesMut::with_capacity(HEADER.len() + end - start + 2);
+        b.put_slice(HEADER);
+        b.put_slice(&bytes[start..end]);
+        b.put_i16(-1);
+        b.freeze()
     }
 
     pub fn mark(&self) -> Mark {

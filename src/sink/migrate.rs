@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0003_ingest_state.sql",
         include_str!("../../sql/migrations/0003_ingest_state.sql"),
     ),
+    (
+        4,
+        "0004_revisions.sql",
+        include_str!("../../sql/migrations/0004_revisions.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key migrators agree on.

@@ -18,6 +18,7 @@
 //! rejects (a constraint) is isolated by bisecting the merge under savepoints and quarantined alone.
 
 pub mod copy;
+pub mod merge;
 pub mod migrate;
 pub mod pool;
 mod write;
@@ -40,6 +41,10 @@ pub enum SinkError {
         expected: Option<i64>,
         stored: Option<i64>,
     },
+    /// Another writer stored a key this batch was about to insert, after this transaction looked:
+    /// the batch is retried and then sees that row.
+    #[error("concurrent write: {0}")]
+    Concurrent(String),
 }
 
 impl SinkError {
@@ -50,6 +55,7 @@ impl SinkError {
             SinkError::Db(e) => is_transient(e),
             SinkError::Pool(_) => true,
             SinkError::Fenced { .. } => false,
+            SinkError::Concurrent(_) => true,
         }
     }
 }

@@ -4,7 +4,7 @@
 use super::{is_data_error, SinkError};
 use crate::batch::{Batch, Quarantined};
 use crate::config::WritePath;
-use crate::sink::copy::Table;
+use crate::sink::merge::{self, RangeOutcome};
 use bytes::Bytes;
 use deadpool_postgres::{Pool, Transaction};
 use futures_util::SinkExt;
@@ -26,10 +26,16 @@ const ENSURE_PARTITIONS: &str = include_str!("../../sql/sink/ensure_partitions.s
 #[derive(Debug, Default, Clone)]
 pub struct WriteOutcome {
     pub records: usize,
-    /// Rows inserted, over all of the family's tables.
+    /// Rows inserted into (or replaced in) the family's current tables, entities included.
     pub rows_inserted: u64,
-    /// Staged rows that matched an existing natural key.
+    /// Records dropped as identical to a version already stored (replays).
     pub duplicates: u64,
+    /// Records that became the current version of a stored key (revise families).
+    pub revised: u64,
+    /// Records stored straight into history: a newer version was current (revise families).
+    pub superseded: u64,
+    /// Records quarantined as `conflicting_duplicate` (reject families; also in `quarantined`).
+    pub conflicts: u64,
     /// Records quarantined (decode, validation and database rejections).
     pub quarantined: usize,
     pub attempts: u32,
@@ -266,9 +272,12 @@ impl Sink {
             if let Some(n) = self.try_direct(&tx, batch).await? {
                 outcome.rows_inserted = n;
             } else {
-                let (inserted, duplicates, bad) = self.stage_and_merge(&tx, batch).await?;
-                outcome.rows_inserted = inserted;
-                outcome.duplicates = duplicates;
+                let (merged, bad) = self.stage_and_merge(&tx, batch).await?;
+                outcome.rows_inserted = merged.rows;
+                outcome.duplicates = merged.duplicates;
+                outcome.revised = merged.revised;
+                outcome.superseded = merged.superseded;
+                outcome.conflicts = merged.conflicts.len() as u64;
                 rejected = bad;
             }
         }
@@ -319,6 +328,9 @@ impl Sink {
                 &(outcome.rows_inserted as i32),
                 &(outcome.duplicates as i32),
                 &(outcome.quarantined as i32),
+                &(outcome.revised as i32),
+                &(outcome.superseded as i32),
+                &(outcome.conflicts as i32),
             ],
         )
         .await?;
@@ -326,6 +338,9 @@ impl Sink {
         debug!(
             rows = outcome.rows_inserted,
             duplicates = outcome.duplicates,
+            revised = outcome.revised,
+            superseded = outcome.superseded,
+            conflicts = outcome.conflicts,
             quarantined = outcome.quarantined,
             "Committed a batch."
         );
@@ -380,13 +395,14 @@ impl Sink {
         Ok(Some(n))
     }
 
-    /// The general path: COPY into temp staging tables, then merge with `ON CONFLICT DO NOTHING`
-    /// (bisecting rejected rows). Returns rows inserted, duplicates skipped, records rejected.
+    /// The general path: COPY into temp staging tables, then merge under the family's conflict
+    /// policy (bisecting rejected rows). Returns what the merge did and the records the database
+    /// rejected or the policy quarantined.
     async fn stage_and_merge(
         &self,
         tx: &Transaction<'_>,
         batch: &Batch,
-    ) -> Result<(u64, u64, Vec<Quarantined>), SinkError> {
+    ) -> Result<(RangeOutcome, Vec<Quarantined>), SinkError> {
         let tables = batch.family.tables;
         let stage_sql: String = tables
             .iter()
@@ -395,22 +411,90 @@ impl Sink {
             .join(";\n");
         self.echo(&stage_sql);
         tx.batch_execute(&stage_sql).await?;
-        let mut staged_rows = 0u64;
+        let staging_rejects = self.stage(tx, batch).await?;
+        let (mut merged, mut bad) = self.merge(tx, batch).await?;
+        bad.extend(staging_rejects);
+        for (offset, message) in std::mem::take(&mut merged.conflicts) {
+            if let Some(span) = batch.span(offset) {
+                bad.push(batch.reject(span, "conflicting_duplicate".to_owned(), message.clone()));
+            }
+            merged.conflicts.push((offset, message));
+        }
+        Ok((merged, bad))
+    }
+
+    /// COPYs the batch into the staging tables under a savepoint. A value PostgreSQL's input
+    /// functions reject fails the whole stream; then the records are staged piece by piece,
+    /// bisecting until each rejected record is alone, and those are returned for quarantine.
+    async fn stage(
+        &self,
+        tx: &Transaction<'_>,
+        batch: &Batch,
+    ) -> Result<Vec<Quarantined>, SinkError> {
+        let tables = batch.family.tables;
+        tx.batch_execute("SAVEPOINT esurio_stage").await?;
+        let mut whole = Ok(());
         for (table, (bytes, rows)) in tables.iter().zip(batch.staged.sealed()) {
             if rows == 0 {
                 continue;
             }
-            staged_rows += rows as u64;
-            self.copy(tx, &table.copy_sql(), bytes).await?;
+            whole = self.copy(tx, &table.copy_sql(), bytes).await;
+            if whole.is_err() {
+                break;
+            }
         }
-        let (inserted, bad) = self.merge(tx, tables, batch).await?;
-        let rejected_rows = bad.iter().map(|(_, rows)| *rows).sum::<u64>();
-        let duplicates = staged_rows - inserted - rejected_rows;
-        Ok((
-            inserted,
-            duplicates,
-            bad.into_iter().map(|(q, _)| q).collect(),
-        ))
+        match whole {
+            Ok(()) => {
+                tx.batch_execute("RELEASE SAVEPOINT esurio_stage").await?;
+                return Ok(Vec::new());
+            }
+            Err(SinkError::Db(e)) if is_data_error(&e) => {
+                tx.batch_execute(
+                    "ROLLBACK TO SAVEPOINT esurio_stage; RELEASE SAVEPOINT esurio_stage",
+                )
+                .await?;
+                debug!(error = %e, "The staging COPY rejected a value; staging record by record.");
+            }
+            Err(e) => return Err(e),
+        }
+        let mut rejected = Vec::new();
+        let mut todo = vec![(0usize, batch.valid.len())];
+        while let Some((lo, hi)) = todo.pop() {
+            tx.batch_execute("SAVEPOINT esurio_stage").await?;
+            let mut failed = None;
+            for (i, table) in tables.iter().enumerate().take(2) {
+                let Some(bytes) = batch.copy_slice(i, lo, hi) else {
+                    continue;
+                };
+                match self.copy(tx, &table.copy_sql(), bytes).await {
+                    Ok(()) => {}
+                    Err(SinkError::Db(e)) if is_data_error(&e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            match failed {
+                None => tx.batch_execute("RELEASE SAVEPOINT esurio_stage").await?,
+                Some(e) => {
+                    tx.batch_execute(
+                        "ROLLBACK TO SAVEPOINT esurio_stage; RELEASE SAVEPOINT esurio_stage",
+                    )
+                    .await?;
+                    if hi - lo == 1 {
+                        let span = &batch.valid[lo];
+                        warn!(offset = span.offset, error = %e, "The database rejected a value of a record; quarantining it.");
+                        rejected.push(reject(batch, span, &e));
+                    } else {
+                        let mid = lo + (hi - lo) / 2;
+                        todo.push((mid, hi));
+                        todo.push((lo, mid));
+                    }
+                }
+            }
+        }
+        Ok(rejected)
     }
 
     async fn copy(&self, tx: &Transaction<'_>, sql: &str, bytes: Bytes) -> Result<(), SinkError> {
@@ -423,66 +507,86 @@ impl Sink {
     }
 
     /// Merges staged rows into the targets under a savepoint. On a data error, bisects the batch's
-    /// valid records by offset until each rejected record is alone; returns the inserted row count
-    /// and the rejected records with the number of staged rows each had.
+    /// valid records by offset until each rejected record is alone; returns what the merge did and
+    /// the rejected records.
     async fn merge(
         &self,
         tx: &Transaction<'_>,
-        tables: &[&'static Table],
         batch: &Batch,
-    ) -> Result<(u64, Vec<(Quarantined, u64)>), SinkError> {
-        let mut inserted = 0u64;
+    ) -> Result<(RangeOutcome, Vec<Quarantined>), SinkError> {
+        let mut merged = RangeOutcome::default();
         let mut rejected = Vec::new();
         // Ranges of indexes into `batch.valid` still to merge; a stack so the work is depth-first
-        // and in offset order.
+        // and in offset order (the policy's replay depends on it).
         let mut todo = vec![(0usize, batch.valid.len())];
         while let Some((lo, hi)) = todo.pop() {
             let from = batch.valid[lo].offset;
             let to = batch.valid[hi - 1].offset;
             tx.batch_execute("SAVEPOINT esurio_merge").await?;
-            let mut n = 0u64;
-            let mut failed = None;
-            for table in tables {
-                self.echo(table.merge_sql);
-                let stmt = tx.prepare_cached(table.merge_sql).await?;
-                match tx.execute(&stmt, &[&from, &to]).await {
-                    Ok(k) => n += k,
-                    Err(e) if is_data_error(&e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            match failed {
-                None => {
+            match merge::merge_range(tx, batch.family, from, to, |q| self.echo(q)).await {
+                Ok(o) => {
                     tx.batch_execute("RELEASE SAVEPOINT esurio_merge").await?;
-                    inserted += n;
+                    merged.add(o);
                 }
-                Some(e) => {
+                Err(SinkError::Db(e)) if is_no_partition(&e) => {
+                    // A day partition this worker created or saw was dropped since (retention):
+                    // forget what it knows and retry the batch, which creates it again (rows
+                    // outside the partition window never get here: the validator quarantines them).
+                    self.partitions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                    return Err(SinkError::Concurrent(format!(
+                        "a day partition is missing: {}",
+                        super::describe(&e)
+                    )));
+                }
+                Err(SinkError::Db(e)) if is_data_error(&e) => {
                     tx.batch_execute(
                         "ROLLBACK TO SAVEPOINT esurio_merge; RELEASE SAVEPOINT esurio_merge",
                     )
                     .await?;
                     if hi - lo == 1 {
                         let span = &batch.valid[lo];
-                        let rows = staged_rows_of(tx, tables, span.offset).await?;
                         warn!(offset = span.offset, error = %e, "The database rejected a record; quarantining it.");
-                        rejected.push((reject(batch, span, &e), rows));
+                        rejected.push(reject(batch, span, &e));
                     } else {
                         let mid = lo + (hi - lo) / 2;
                         todo.push((mid, hi));
                         todo.push((lo, mid));
                     }
                 }
+                Err(e) => return Err(e),
             }
         }
-        Ok((inserted, rejected))
+        Ok((merged, rejected))
     }
+}
+
+/// A row for a day whose partition does not exist (dropped since the worker ensured it).
+fn is_no_partition(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::CHECK_VIOLATION
+            && db.message().starts_with("no partition of relation")
+    })
 }
 
 fn reject(batch: &Batch, span: &crate::batch::RawSpan, e: &tokio_postgres::Error) -> Quarantined {
     let (reason, message) = match e.as_db_error() {
+        // A row for a day whose partition does not exist (dropped by retention meanwhile).
+        Some(db)
+            if db.code() == &tokio_postgres::error::SqlState::CHECK_VIOLATION
+                && db.constraint().is_none()
+                && db.message().starts_with("no partition of relation") =>
+        {
+            (
+                "no_partition".to_owned(),
+                format!(
+                    "{}: the day's partition does not exist (dropped by retention?)",
+                    db.message()
+                ),
+            )
+        }
         Some(db) => (
             match db.constraint() {
                 Some(c) => format!("constraint:{c}"),
@@ -496,25 +600,4 @@ fn reject(batch: &Batch, span: &crate::batch::RawSpan, e: &tokio_postgres::Error
         None => ("database".to_owned(), e.to_string()),
     };
     batch.reject(span, reason, message)
-}
-
-async fn staged_rows_of(
-    tx: &Transaction<'_>,
-    tables: &[&'static Table],
-    offset: i64,
-) -> Result<u64, SinkError> {
-    let mut n = 0;
-    for t in tables {
-        let row = tx
-            .query_one(
-                &format!(
-                    "SELECT count(*) FROM pg_temp.stage_{} WHERE source_offset = $1",
-                    t.name
-                ),
-                &[&offset],
-            )
-            .await?;
-        n += row.get::<_, i64>(0) as u64;
-    }
-    Ok(n)
 }

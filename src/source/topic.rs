@@ -301,7 +301,8 @@ impl TopicWorker {
         info!(topic = %self.topic, family = self.family.name, "Consuming.");
 
         let s = self.deps.settings.clone();
-        let mut vctx = Ctx::new(s.validate.max_future, s.validate.max_past);
+        let mut vctx = Ctx::new(s.validate.max_future, s.validate.max_past)
+            .with_partition_max_past(s.database.partition_max_past);
         let mut last_commit = Instant::now();
         let mut last_check = Instant::now();
         let mut last_record = Instant::now();
@@ -402,6 +403,7 @@ impl TopicWorker {
             topic: &self.topic,
             partition: p,
             offset,
+            timestamp: ts_ms.and_then(chrono::DateTime::from_timestamp_millis),
         };
         let mut backoff = Duration::from_millis(200);
         loop {

@@ -148,16 +148,23 @@ impl Spiders {
     }
 }
 
-/// Expected totals: rows per table and quarantined records, and records per family.
+/// Share of spider realism (replays, conflicting ticks, revisions, re-crawls, same-millisecond
+/// trades) in every scenario's simulated records.
+const REALISM: &str = "0.2";
+
+/// Expected totals: rows per table and quarantined records, and records per family; with a
+/// simulator summary, also the history tables and per-topic outcome counts.
 struct Expected {
     tables: BTreeMap<String, i64>,
     quarantine: i64,
     produced: BTreeMap<String, i64>,
+    summary: Option<Value>,
 }
 
 impl Expected {
     fn from_summary(s: &Value) -> Self {
         Self {
+            summary: Some(s.clone()),
             tables: s["tables"]
                 .as_object()
                 .unwrap()
@@ -226,6 +233,13 @@ async fn check(env: &TestEnv, exp: &Expected, row: &mut Row) {
         row.doubled += overlap;
         row.failures.push(format!("{overlap} overlapping batches"));
     }
+    if let Some(summary) = &exp.summary {
+        let outcomes: Vec<&str> = crate::helpers::OUTCOMES.iter().map(|(f, _)| *f).collect();
+        row.failures.extend(
+            env.history_and_outcome_mismatches(summary, 1, &outcomes)
+                .await,
+        );
+    }
     row.produced = exp.produced.values().sum();
     let db = env.db().await;
     for (family, n) in &exp.produced {
@@ -265,6 +279,8 @@ async fn kill9(profile: Profile) -> Row {
         &[
             "--records",
             &n,
+            "--realism",
+            REALISM,
             "--invalid-ratio",
             "0.1",
             "--format",
@@ -292,7 +308,10 @@ async fn sigterm(profile: Profile) -> Row {
     let mut row = Row::default();
     let env = TestEnv::new("f_sigterm", false).await;
     let n = records(profile, 8_000, 40_000);
-    let spiders = Spiders::start(&env, &["--records", &n, "--seed", "22"]);
+    let spiders = Spiders::start(
+        &env,
+        &["--records", &n, "--realism", REALISM, "--seed", "22"],
+    );
     let cycles = if profile == Profile::Long { 6 } else { 2 };
     let mut worst = Duration::ZERO;
     for i in 0..cycles {
@@ -344,7 +363,10 @@ async fn pg_restart(profile: Profile) -> Row {
     let mut row = Row::default();
     let env = TestEnv::new("f_pg", false).await;
     let n = records(profile, 10_000, 50_000);
-    let spiders = Spiders::start(&env, &["--records", &n, "--seed", "23"]);
+    let spiders = Spiders::start(
+        &env,
+        &["--records", &n, "--realism", REALISM, "--seed", "23"],
+    );
     let w = Worker::start(&env, 0, &[]);
     wait_written(&env, 5_000, Duration::from_secs(60)).await;
     stack(&["restart", "pg"]);
@@ -383,7 +405,14 @@ async fn kafka_restart(profile: Profile) -> Row {
     let env = TestEnv::new("f_kafka", false).await;
     let n = records(profile, 10_000, 50_000);
     // The spiders finish first: this scenario is about the consumer side losing its broker.
-    let exp = Expected::from_summary(&env.simulate(&["--records", &n, "--seed", "24"]));
+    let exp = Expected::from_summary(&env.simulate(&[
+        "--records",
+        &n,
+        "--realism",
+        REALISM,
+        "--seed",
+        "24",
+    ]));
     let w = Worker::start(&env, 0, &[]);
     wait_written(&env, 5_000, Duration::from_secs(60)).await;
     stack(&["restart", "kafka"]);
@@ -403,7 +432,10 @@ async fn rebalance_storm(profile: Profile) -> Row {
     let mut row = Row::default();
     let env = TestEnv::new("f_rebalance", false).await;
     let n = records(profile, 10_000, 60_000);
-    let spiders = Spiders::start(&env, &["--records", &n, "--seed", "25"]);
+    let spiders = Spiders::start(
+        &env,
+        &["--records", &n, "--realism", REALISM, "--seed", "25"],
+    );
     let size = if profile == Profile::Long { 3 } else { 2 };
     let storm = Duration::from_secs(if profile == Profile::Long { 120 } else { 25 });
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(25);
@@ -449,6 +481,8 @@ async fn slow_database(profile: Profile) -> Row {
         "market_data",
         "--invalid-ratio",
         "0",
+        "--realism",
+        REALISM,
         "--seed",
         "26",
     ]));
@@ -545,6 +579,8 @@ async fn poison_flood(profile: Profile) -> Row {
     let summary = env.simulate(&[
         "--records",
         &n,
+        "--realism",
+        REALISM,
         "--invalid-ratio",
         "0.3",
         "--format",
@@ -566,9 +602,11 @@ async fn poison_flood(profile: Profile) -> Row {
     let db_rejected = env
         .count("SELECT count(*) FROM quarantine WHERE stage = 'database'")
         .await;
-    if db_rejected != bad {
+    // The database also quarantines the simulator's conflicting ticks.
+    let conflicting = summary["totals"]["conflicting"].as_i64().unwrap();
+    if db_rejected != bad + conflicting {
         row.failures.push(format!(
-            "{db_rejected} records quarantined by the database, expected exactly the {bad} bad ones"
+            "{db_rejected} records quarantined by the database, expected exactly the {bad} bad ones and {conflicting} conflicting ticks"
         ));
     }
     row.notes.push(format!(
@@ -585,6 +623,8 @@ async fn infra_errors(profile: Profile) -> Row {
     let exp = Expected::from_summary(&env.simulate(&[
         "--records",
         &n,
+        "--realism",
+        REALISM,
         "--invalid-ratio",
         "0.1",
         "--format",
@@ -710,6 +750,7 @@ async fn adversarial(_profile: Profile) -> Row {
         }
     }
     let exp = Expected {
+        summary: None,
         tables: [("market_data".to_string(), 501)].into_iter().collect(),
         quarantine: want.values().sum(),
         produced: [("market_data".to_string(), payloads.len() as i64)]

@@ -33,6 +33,31 @@ pub const TABLES: &[&str] = &[
     "signal",
 ];
 
+/// The history tables of the revise families (sql/migrations/0004_*.sql).
+pub const HISTORY_TABLES: &[&str] = &[
+    "news_article_history",
+    "news_entity_history",
+    "social_post_history",
+    "social_entity_history",
+    "economic_indicator_history",
+    "supply_chain_metric_history",
+    "earnings_event_history",
+    "sec_filing_history",
+    "feature_history",
+    "insight_history",
+    "strategy_history",
+    "signal_history",
+];
+
+/// The per-topic outcome counts of a simulate summary and the `ingest_batches` column each is
+/// compared with.
+pub const OUTCOMES: &[(&str, &str)] = &[
+    ("duplicates", "duplicates"),
+    ("conflicting", "conflicts"),
+    ("revised", "revised"),
+    ("superseded", "superseded"),
+];
+
 fn env(key: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| {
         panic!("{key} is not set: run the tests through scripts/test (it starts the stack and exports it)")
@@ -146,9 +171,16 @@ impl TestEnv {
     }
 
     pub fn run_until_idle_with(&self, extra_env: &[(&str, &str)]) -> Output {
+        self.run_until_idle_args(&[], extra_env)
+    }
+
+    /// [`TestEnv::run_until_idle`] with extra arguments to `esurio run` and extra environment.
+    pub fn run_until_idle_args(&self, extra_args: &[&str], extra_env: &[(&str, &str)]) -> Output {
         let log = std::env::temp_dir().join(format!("{}.{}.log", self.group, std::process::id()));
         let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = self.esurio(&["run", "--exit-when-idle", "3s"]);
+        let mut args = vec!["run", "--exit-when-idle", "3s"];
+        args.extend_from_slice(extra_args);
+        let mut cmd = self.esurio(&args);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -203,6 +235,71 @@ impl TestEnv {
         m
     }
 
+    /// Rows per history table.
+    pub async fn history_counts(&self) -> BTreeMap<String, i64> {
+        let db = self.db().await;
+        let mut m = BTreeMap::new();
+        for t in HISTORY_TABLES {
+            let n: i64 = db
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            m.insert(t.to_string(), n);
+        }
+        m
+    }
+
+    /// What differs from the simulator's expectations beyond the tables (empty: nothing): rows per
+    /// history table, and per topic the outcome counts of `ingest_batches` (duplicates, conflicts,
+    /// revised, superseded) against the summary's, scaled by `runs` (the same seed produced that
+    /// many times: every record of a later run is a duplicate, or a conflict again). `outcomes`
+    /// names which counts to compare.
+    pub async fn history_and_outcome_mismatches(
+        &self,
+        summary: &Value,
+        runs: i64,
+        outcomes: &[&str],
+    ) -> Vec<String> {
+        let mut bad = Vec::new();
+        for (t, n) in self.history_counts().await {
+            let want = summary["history"]
+                .get(&t)
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if n != want {
+                bad.push(format!("{t}: {n} rows, expected {want}"));
+            }
+        }
+        let db = self.db().await;
+        for (family, t) in summary["topics"].as_object().unwrap() {
+            for (field, column) in OUTCOMES.iter().filter(|(f, _)| outcomes.contains(f)) {
+                let got: i64 = db
+                    .query_one(
+                        &format!(
+                            "SELECT coalesce(sum({column}), 0)::bigint FROM ingest_batches WHERE topic = $1"
+                        ),
+                        &[&self.topic(family)],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                let once = t[*field].as_i64().unwrap_or(0);
+                let want = match *field {
+                    // A rerun: every valid record that is not a conflict is a duplicate.
+                    "duplicates" => once + (runs - 1) * (t["valid"].as_i64().unwrap_or(0)),
+                    // A rerun's conflicts are conflicts again (they differ from the first row).
+                    "conflicting" => once * runs,
+                    _ => once,
+                };
+                if got != want {
+                    bad.push(format!("{family}: {column} {got}, expected {want}"));
+                }
+            }
+        }
+        bad
+    }
+
     pub fn topic(&self, family: &str) -> String {
         format!("{}{family}", self.prefix)
     }
@@ -236,6 +333,27 @@ impl TestEnv {
                     .partition(partition),
             )
             .unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Produces raw payloads to one partition of a family's topic, each with its Kafka timestamp
+    /// (ms since the epoch; `None`: the producer's clock), in order.
+    pub fn produce_at(&self, family: &str, partition: i32, records: &[(Vec<u8>, Option<i64>)]) {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        let topic = self.topic(family);
+        for (v, ts) in records {
+            let mut r = BaseRecord::<(), [u8]>::to(&topic)
+                .payload(v)
+                .partition(partition);
+            if let Some(ts) = ts {
+                r = r.timestamp(*ts);
+            }
+            p.send(r).unwrap();
         }
         p.flush(Duration::from_secs(30)).unwrap();
     }

@@ -5,4 +5,6 @@
 mod crash;
 mod dlq;
 mod helpers;
+mod partitions;
 mod pipeline;
+mod realdata;

@@ -4,24 +4,38 @@
 use crate::helpers::{produced, TestEnv};
 use serde_json::Value;
 
+/// The outcome counts compared with `ingest_batches` (see docs: which are deterministic).
+const EXACT_OUTCOMES: &[&str] = &["duplicates", "conflicting", "revised", "superseded"];
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_topic_lands_exactly_and_a_rerun_adds_no_rows() {
     let env = TestEnv::new("exact", true).await;
-    let summary = env.simulate(&[
+    let args = [
         "--records",
         "300",
         "--invalid-ratio",
         "0.15",
+        "--realism",
+        "0.3",
         "--format",
         "mixed",
         "--seed",
         "7",
-    ]);
+    ];
+    let summary = env.simulate(&args);
     let invalid = summary["totals"]["invalid"].as_i64().unwrap();
     assert!(invalid as f64 >= 0.1 * summary["totals"]["produced"].as_f64().unwrap());
     env.run_until_idle();
     env.assert_exact(&summary["tables"], invalid, &produced(&summary))
         .await;
+    // Spider realism: the history tables and the outcome counts are exactly the simulator's.
+    assert!(summary["totals"]["conflicting"].as_i64().unwrap() > 0);
+    assert!(summary["totals"]["revised"].as_i64().unwrap() > 0);
+    assert!(summary["totals"]["superseded"].as_i64().unwrap() > 0);
+    let mismatches = env
+        .history_and_outcome_mismatches(&summary, 1, EXACT_OUTCOMES)
+        .await;
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
 
     // Every topic's quarantine matches the simulator's reasons, reason by reason.
     let db = env.db().await;
@@ -61,16 +75,7 @@ async fn every_topic_lands_exactly_and_a_rerun_adds_no_rows() {
 
     // The same seed again: every valid record is a duplicate, every invalid one is quarantined at
     // its new offset.
-    let again = env.simulate(&[
-        "--records",
-        "300",
-        "--invalid-ratio",
-        "0.15",
-        "--format",
-        "mixed",
-        "--seed",
-        "7",
-    ]);
+    let again = env.simulate(&args);
     assert_eq!(again["tables"], summary["tables"]);
     env.run_until_idle();
     let doubled: std::collections::BTreeMap<String, i64> = produced(&summary)
@@ -79,6 +84,10 @@ async fn every_topic_lands_exactly_and_a_rerun_adds_no_rows() {
         .collect();
     env.assert_exact(&summary["tables"], 2 * invalid, &doubled)
         .await;
+    let mismatches = env
+        .history_and_outcome_mismatches(&summary, 2, EXACT_OUTCOMES)
+        .await;
+    assert!(mismatches.is_empty(), "after the rerun: {mismatches:#?}");
     let dups = env
         .count("SELECT coalesce(sum(duplicates), 0)::bigint FROM ingest_batches")
         .await;
