@@ -102,8 +102,8 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
     pub base_time: Option<DateTime<Utc>>,
 
-    /// Partitions of the topics created when missing (their dead-letter topics,
-    /// `<topic><kafka.dlq_suffix>`, get 1). Existing topics are left alone.
+    /// Partitions of the topics created when missing (their dead-letter topics are created by
+    /// `esurio run`). Existing topics are left alone.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub partitions: i32,
 

@@ -337,9 +337,11 @@ impl TestEnv {
         p.flush(Duration::from_secs(30)).unwrap();
     }
 
-    /// Produces raw payloads to one partition of a family's topic, each with its Kafka timestamp
-    /// (ms since the epoch; `None`: the producer's clock), in order.
+    /// Produces raw payloads to one partition of a family's topic (created with 4 partitions if
+    /// it does not exist), each with its Kafka timestamp (ms since the epoch; `None`: the
+    /// producer's clock), in order.
     pub fn produce_at(&self, family: &str, partition: i32, records: &[(Vec<u8>, Option<i64>)]) {
+        self.create_topic(family, 4);
         let p: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
