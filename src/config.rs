@@ -35,6 +35,17 @@ pub struct KafkaSettings {
     pub topics: Vec<String>,
     /// Appended to a topic's name to form its dead-letter topic.
     pub dlq_suffix: String,
+    /// Partitions of each dead-letter topic `esurio run` creates (an existing topic is left as it
+    /// is). Dead letters are few; one partition keeps them in order.
+    pub dlq_partitions: i32,
+    /// Replication factor of each dead-letter topic `esurio run` creates: 1 for the local
+    /// single-broker stack; 3 in production, so dead letters survive a broker loss.
+    pub dlq_replication_factor: i32,
+    /// Largest dead-letter message (key, payload, headers and framing) the relay sends; a larger
+    /// quarantined record is sent cut to this, with `esurio.truncated` headers (the quarantine
+    /// row keeps it whole). Below Kafka's default `max.message.bytes` (1 MiB + 12); a topic that
+    /// rejects a message as too large lowers it for that topic to the limit it reports.
+    pub dlq_max_message_bytes: usize,
     /// Group session timeout: how long the broker waits before evicting a silent member. Shutdown
     /// drains within a deadline shorter than this.
     #[serde(with = "humantime_serde")]
@@ -90,6 +101,9 @@ impl Default for KafkaSettings {
                 .map(|f| f.name.to_owned())
                 .collect(),
             dlq_suffix: ".dlq".into(),
+            dlq_partitions: 1,
+            dlq_replication_factor: 1,
+            dlq_max_message_bytes: 1_000_000,
             session_timeout: Duration::from_secs(30),
             commit_interval: Duration::from_secs(5),
             prefetch_bytes: 64 * 1024 * 1024,
@@ -384,6 +398,15 @@ impl Settings {
         }
         if self.kafka.offset_check_interval < Duration::from_millis(100) {
             anyhow::bail!("kafka.offset_check_interval must be at least 100ms");
+        }
+        if self.kafka.dlq_partitions < 1 || self.kafka.dlq_replication_factor < 1 {
+            anyhow::bail!(
+                "kafka.dlq_partitions and kafka.dlq_replication_factor must be at least 1"
+            );
+        }
+        // Room for the headers (reason, a bounded message, coordinates) and some of the record.
+        if self.kafka.dlq_max_message_bytes < 4096 {
+            anyhow::bail!("kafka.dlq_max_message_bytes must be at least 4096");
         }
         if self.kafka.session_timeout < Duration::from_secs(1) {
             anyhow::bail!("kafka.session_timeout must be at least 1s");

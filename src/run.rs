@@ -126,16 +126,30 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         .map(|f| settings.topic(f))
         .collect();
     let prefetch = {
-        let (client, topics, bytes) = (producer.clone(), topics, settings.kafka.prefetch_bytes);
+        let (client, topics, bytes) = (
+            producer.clone(),
+            topics.clone(),
+            settings.kafka.prefetch_bytes,
+        );
         tokio::task::spawn_blocking(move || Prefetch::for_topics(client.client(), &topics, bytes))
             .await?
     };
-    let relay = DlqRelay {
-        pool: pool.clone(),
+    // The dead-letter topics exist before anything is quarantined: brokers do not auto-create
+    // topics in production, and the relay would otherwise meet a missing topic per record.
+    crate::publish::create_dlq_topics(&settings.kafka, &topics)
+        .await
+        .context("cannot create the dead-letter topics")?;
+    let dlq_topics: Vec<String> = topics
+        .iter()
+        .map(|t| format!("{t}{}", settings.kafka.dlq_suffix))
+        .collect();
+    let relay = DlqRelay::new(
+        pool.clone(),
+        &settings.kafka,
         producer,
-        suffix: settings.kafka.dlq_suffix.clone(),
-        notify: dlq_notify.clone(),
-    };
+        dlq_notify.clone(),
+        dlq_topics,
+    )?;
     let relay = tokio::spawn(relay.run(stop.clone(), hard_stop.clone()));
     // Owned and observed: the main loop notices one ending early, shutdown notices a panic.
     let background = [

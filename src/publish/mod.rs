@@ -1,156 +1,174 @@
 //! Publishing after commit. Today: the dead-letter relay. Enrichment events will use the same shape
 //! (a table written in the batch's transaction, relayed to Kafka after commit).
 //!
-//! The relay reads quarantine rows not yet published (`FOR UPDATE SKIP LOCKED`, so several workers
-//! can relay at once), produces each to `<source topic><dlq_suffix>` with the reason in headers, waits
-//! for the broker's acknowledgements, then marks the rows published in the same transaction. A crash
-//! between the acknowledgement and the commit republishes those rows: at-least-once, and the headers
-//! carry the source coordinates so consumers can deduplicate.
+//! # Delivery
+//! The quarantine table is the outbox and the authority; the `<topic><dlq_suffix>` copy is
+//! at-least-once. The relay claims unpublished rows (`FOR UPDATE SKIP LOCKED`, so several workers
+//! can relay at once), produces each to its dead-letter topic, and marks published exactly the
+//! rows the broker acknowledged, in the claim's transaction. A row that fails stays unpublished
+//! and is retried later with backoff, without holding up the others; an acknowledged row is never
+//! sent again, except after a crash between the acknowledgement and the commit (the headers carry
+//! the quarantine id and source coordinates, so consumers can deduplicate).
+//!
+//! # Layout
+//! - [`record`]: a quarantine row as a message: headers, and the cut of a record too large for
+//!   its dead-letter topic.
+//! - [`topics`]: creating the dead-letter topics, reading a topic's size limit.
+//! - [`relay`]: the loop: claim, produce, mark, back off.
 
+pub mod record;
+pub mod relay;
+pub mod topics;
+
+pub use relay::DlqRelay;
+pub use topics::DlqTopics;
+
+use crate::config::KafkaSettings;
 use anyhow::Context;
-use deadpool_postgres::Pool;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
-const CLAIM: &str = include_str!("../../sql/sink/dlq_claim.sql");
-const MARK: &str = include_str!("../../sql/sink/dlq_mark.sql");
-const BATCH: i64 = 500;
+/// Why a quarantined record was not published (per record), or a pass failed (database).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the broker did not accept the record: {0}")]
+    Produce(#[source] KafkaError),
+    #[error("Kafka client error: {0}")]
+    Client(#[source] KafkaError),
+    #[error("cannot create the dead-letter topic {topic}: {code}")]
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error(
+        "the record does not fit in {limit} bytes even with an empty key and payload (its headers and framing take {headers})"
+    )]
+    HeadersDoNotFit { limit: usize, headers: usize },
+    #[error("the broker did not report max.message.bytes of {0}")]
+    NoTopicLimit(String),
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
 
-/// Builds the dead-letter producer (idempotent, acks=all).
+/// Kafka errors a retry cannot fix: the record, the topic or our rights are wrong, not the moment.
+const PERMANENT: &[RDKafkaErrorCode] = &[
+    RDKafkaErrorCode::InvalidRecord,
+    RDKafkaErrorCode::InvalidTopic,
+    RDKafkaErrorCode::TopicAuthorizationFailed,
+    RDKafkaErrorCode::ClusterAuthorizationFailed,
+    RDKafkaErrorCode::InvalidRequiredAcks,
+    RDKafkaErrorCode::UnsupportedForMessageFormat,
+    RDKafkaErrorCode::PolicyViolation,
+    RDKafkaErrorCode::InvalidPartitions,
+    RDKafkaErrorCode::InvalidReplicationFactor,
+    RDKafkaErrorCode::InvalidConfig,
+];
+
+impl PublishError {
+    /// The Kafka error code, if any.
+    pub fn code(&self) -> Option<RDKafkaErrorCode> {
+        match self {
+            Self::Produce(e) | Self::Client(e) => e.rdkafka_error_code(),
+            Self::CreateTopic { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether a later attempt can succeed. A record the topic rejects as too large is retriable:
+    /// the relay learns the topic's limit and sends it cut. One that cannot fit even cut is not.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::HeadersDoNotFit { .. } => false,
+            _ => !self.code().is_some_and(|c| PERMANENT.contains(&c)),
+        }
+    }
+
+    /// Whether the broker (or librdkafka) rejected the message for its size.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Self::Produce(_))
+            && self.code().is_some_and(|c| {
+                matches!(
+                    c,
+                    RDKafkaErrorCode::MessageSizeTooLarge
+                        | RDKafkaErrorCode::MessageBatchTooLarge
+                        | RDKafkaErrorCode::InvalidMessageSize
+                )
+            })
+    }
+
+    /// Whether the broker refused the record for another record of its batch: sent alone, it
+    /// will answer for itself.
+    pub fn is_batch_neighbour(&self) -> bool {
+        self.code() == Some(RDKafkaErrorCode::InvalidDifferentRecord)
+    }
+
+    /// Whether the dead-letter topic is missing (deleted while the worker runs): it is created
+    /// again before the next attempt.
+    pub fn is_unknown_topic(&self) -> bool {
+        self.code().is_some_and(|c| {
+            matches!(
+                c,
+                RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
+            )
+        })
+    }
+}
+
+/// Builds the dead-letter producer (idempotent, acks=all, uncompressed so that the size the
+/// relay computes is the size the broker checks).
 ///
 /// # Errors
 /// Invalid Kafka settings.
-pub fn producer(s: &crate::config::KafkaSettings) -> anyhow::Result<FutureProducer> {
+pub fn producer(s: &KafkaSettings) -> anyhow::Result<FutureProducer> {
+    // The relay cuts records to `dlq_max_message_bytes`; the producer's own limits must not be the
+    // tighter ones (librdkafka would reject locally), and its batches must not exceed what one
+    // message may be, or several small records would together exceed the topic's limit.
+    let max = s.dlq_max_message_bytes.max(16 * 1024 * 1024);
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &s.brokers)
         .set("client.id", "esurio-dlq")
         .set("enable.idempotence", "true")
         .set("acks", "all")
+        .set("compression.type", "none")
         .set("message.timeout.ms", "30000")
-        .set("message.max.bytes", "16777216");
+        .set("message.max.bytes", max.to_string())
+        .set(
+            "batch.size",
+            s.dlq_max_message_bytes.min(1_000_000).to_string(),
+        );
     for (k, v) in &s.librdkafka {
         c.set(k, v);
     }
     c.create().context("cannot create the dead-letter producer")
 }
 
-pub struct DlqRelay {
-    pub pool: Pool,
-    pub producer: FutureProducer,
-    pub suffix: String,
-    pub notify: Arc<Notify>,
-}
-
-impl DlqRelay {
-    /// Relays until `stop`, then makes one last pass (bounded by `hard_stop`).
-    pub async fn run(self, stop: CancellationToken, hard_stop: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            let stopping = stop.is_cancelled();
-            match self.pass().await {
-                Ok(n) => {
-                    backoff = Duration::from_millis(200);
-                    if n > 0 {
-                        continue; // more may be waiting
-                    }
-                }
-                Err(e) => {
-                    warn!(error = %format!("{e:#}"), ?backoff, "Failed to relay quarantined records to the dead-letter topics; retrying.");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = hard_stop.cancelled() => return,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-            }
-            if stopping {
-                return;
-            }
-            tokio::select! {
-                _ = self.notify.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = stop.cancelled() => {}
-            }
-        }
-    }
-
-    /// Publishes one claimed set of rows; returns how many.
-    async fn pass(&self) -> anyhow::Result<usize> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let rows = tx.query(CLAIM, &[&BATCH]).await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        struct Dead {
-            id: i64,
-            dlq: String,
-            key: Option<Vec<u8>>,
-            payload: Option<Vec<u8>>,
-            headers: OwnedHeaders,
-        }
-        let dead: Vec<Dead> = rows
-            .iter()
-            .map(|r| {
-                let topic: String = r.get("source_topic");
-                let partition: i32 = r.get("source_partition");
-                let offset: i64 = r.get("source_offset");
-                let stage: String = r.get("stage");
-                let reason: String = r.get("reason");
-                let message: String = r.get("message");
-                let headers = [
-                    ("esurio.reason", reason),
-                    ("esurio.stage", stage),
-                    ("esurio.message", message),
-                    ("esurio.source.topic", topic.clone()),
-                    ("esurio.source.partition", partition.to_string()),
-                    ("esurio.source.offset", offset.to_string()),
-                ]
-                .iter()
-                .fold(OwnedHeaders::new(), |h, (k, v)| {
-                    h.insert(Header {
-                        key: k,
-                        value: Some(v.as_str()),
-                    })
-                });
-                Dead {
-                    id: r.get("id"),
-                    dlq: format!("{topic}{}", self.suffix),
-                    key: r.get("record_key"),
-                    payload: r.get("payload"),
-                    headers,
-                }
-            })
-            .collect();
-        let pending = dead.iter().map(|d| {
-            let mut rec: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&d.dlq).headers(d.headers.clone());
-            if let Some(k) = d.key.as_deref() {
-                rec = rec.key(k);
-            }
-            if let Some(v) = d.payload.as_deref() {
-                rec = rec.payload(v);
-            }
-            self.producer.send(rec, Duration::from_secs(30))
-        });
-        let ids: Vec<i64> = dead.iter().map(|d| d.id).collect();
-        for f in futures_util::future::join_all(pending).await {
-            f.map_err(|(e, _)| e)
-                .context("the broker did not acknowledge a dead-letter record")?;
-        }
-        tx.execute(MARK, &[&ids]).await?;
-        tx.commit().await?;
-        info!(
-            records = ids.len(),
-            "Published quarantined records to dead-letter topics."
+/// Creates the dead-letter topic of every consumed topic (`<topic><dlq_suffix>`), with
+/// `kafka.dlq_partitions` and `kafka.dlq_replication_factor`; an existing one is left as it is.
+///
+/// # Errors
+/// The broker is unreachable, or refuses to create a topic (e.g. a replication factor larger
+/// than the cluster): one message naming every topic and the broker's reason.
+pub async fn create_dlq_topics(s: &KafkaSettings, topics: &[String]) -> anyhow::Result<()> {
+    let admin = DlqTopics::new(s)?;
+    let names: Vec<String> = topics
+        .iter()
+        .map(|t| format!("{t}{}", s.dlq_suffix))
+        .collect();
+    let failed = admin
+        .create(&names)
+        .await
+        .with_context(|| format!("cannot create the dead-letter topics on {}", s.brokers))?;
+    if !failed.is_empty() {
+        let list: Vec<String> = failed.iter().map(|(_, e)| e.to_string()).collect();
+        anyhow::bail!(
+            "{} (kafka.dlq_partitions = {}, kafka.dlq_replication_factor = {})",
+            list.join("; "),
+            s.dlq_partitions,
+            s.dlq_replication_factor
         );
-        Ok(ids.len())
     }
+    Ok(())
 }

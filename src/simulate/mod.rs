@@ -102,8 +102,8 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
     pub base_time: Option<DateTime<Utc>>,
 
-    /// Partitions of the topics created when missing (their dead-letter topics,
-    /// `<topic><kafka.dlq_suffix>`, get 1). Existing topics are left alone.
+    /// Partitions of the topics created when missing (their dead-letter topics are created by
+    /// `esurio run`). Existing topics are left alone.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub partitions: i32,
 
@@ -437,7 +437,9 @@ fn client_config(settings: &Settings, client_id: &str) -> ClientConfig {
 }
 
 /// Largest message the simulator's topics accept (`too_large` records exceed
-/// decode.max_record_bytes, at most 2 MiB, and must still reach the worker and its dead-letter topic).
+/// decode.max_record_bytes, at most 2 MiB, and must still reach the worker). Set per topic: brokers
+/// keep Kafka's default (1 MiB). The dead-letter topics are not ours: `esurio run` creates them, and
+/// its relay cuts what they do not take.
 const TOPIC_MAX_MESSAGE_BYTES: &str = "16777216";
 
 fn producer(settings: &Settings) -> anyhow::Result<ThreadedProducer<Delivery>> {
@@ -459,7 +461,7 @@ fn producer(settings: &Settings) -> anyhow::Result<ThreadedProducer<Delivery>> {
         .context("cannot create the Kafka producer")
 }
 
-/// Creates the topics and their dead-letter topics that do not exist yet.
+/// Creates the topics that do not exist yet (brokers do not auto-create them).
 async fn ensure_topics(
     settings: &Settings,
     families: &[&'static FamilySpec],
@@ -470,9 +472,7 @@ async fn ensure_topics(
         .context("cannot create the Kafka admin client")?;
     let mut names: Vec<(String, i32)> = Vec::new();
     for f in families {
-        let topic = settings.topic(f.name);
-        names.push((format!("{topic}{}", settings.kafka.dlq_suffix), 1));
-        names.push((topic, partitions));
+        names.push((settings.topic(f.name), partitions));
     }
     let new: Vec<NewTopic<'_>> = names
         .iter()

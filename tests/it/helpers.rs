@@ -3,7 +3,10 @@
 //! `esurio` binary and read back what it wrote.
 
 use esurio::decode::registry_stub::{self, RegistryStub};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::Value;
@@ -301,8 +304,21 @@ impl TestEnv {
         format!("{}{family}", self.prefix)
     }
 
-    /// Produces raw payloads to one partition of a family's topic.
+    /// Creates a family's topic unless it exists (the broker does not auto-create topics), with
+    /// room for records up to 16 MiB: tests send records larger than the worker accepts.
+    pub fn create_topic(&self, family: &str, partitions: i32) {
+        create_topic(
+            &self.brokers,
+            &self.topic(family),
+            partitions,
+            &[("max.message.bytes", "16777216")],
+        );
+    }
+
+    /// Produces raw payloads to one partition of a family's topic (created with 4 partitions if
+    /// it does not exist).
     pub fn produce(&self, family: &str, partition: i32, payloads: &[Vec<u8>]) {
+        self.create_topic(family, 4);
         let p: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
@@ -321,9 +337,11 @@ impl TestEnv {
         p.flush(Duration::from_secs(30)).unwrap();
     }
 
-    /// Produces raw payloads to one partition of a family's topic, each with its Kafka timestamp
-    /// (ms since the epoch; `None`: the producer's clock), in order.
+    /// Produces raw payloads to one partition of a family's topic (created with 4 partitions if
+    /// it does not exist), each with its Kafka timestamp (ms since the epoch; `None`: the
+    /// producer's clock), in order.
     pub fn produce_at(&self, family: &str, partition: i32, records: &[(Vec<u8>, Option<i64>)]) {
+        self.create_topic(family, 4);
         let p: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
@@ -445,6 +463,41 @@ impl Drop for TestEnv {
         })
         .join();
     }
+}
+
+/// Creates a topic unless it exists, with per-topic `config` (e.g. `max.message.bytes`).
+pub fn create_topic(brokers: &str, topic: &str, partitions: i32, config: &[(&str, &str)]) {
+    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
+    let config: Vec<(String, String)> = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // Its own runtime on its own thread: callers may be sync code inside a test's runtime.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create()
+                .unwrap();
+            let mut new = NewTopic::new(&topic, partitions, TopicReplication::Fixed(1));
+            for (k, v) in &config {
+                new = new.set(k, v);
+            }
+            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+            for r in admin.create_topics([&new], &opts).await.unwrap() {
+                match r {
+                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((name, code)) => panic!("cannot create topic {name}: {code}"),
+                }
+            }
+        });
+    })
+    .join()
+    .unwrap();
 }
 
 /// Waits for a child, killing it after `limit`.

@@ -3,6 +3,7 @@
 //! run in parallel without sharing state.
 
 mod crash;
+mod dlq;
 mod helpers;
 mod offsets;
 mod partitions;
