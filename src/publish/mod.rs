@@ -47,9 +47,9 @@ pub enum PublishError {
     HeadersDoNotFit { limit: usize, headers: usize },
     #[error("the broker did not report max.message.bytes of {0}")]
     NoTopicLimit(String),
-    #[error("database error: {0}")]
+    #[error("database error: {}", crate::sink::describe(.0))]
     Database(#[from] tokio_postgres::Error),
-    #[error("no database connection: {0}")]
+    #[error("no database connection: {}", crate::sink::chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
 }
 

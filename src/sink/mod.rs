@@ -33,7 +33,7 @@ use tokio_postgres::error::SqlState;
 pub enum SinkError {
     #[error("database error: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
-    #[error("no database connection: {0}")]
+    #[error("no database connection: {}", chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("another writer moved the stored offset of {topic}[{partition}] to {stored:?}; this batch expected {expected:?}")]
     Fenced {
@@ -61,6 +61,22 @@ impl SinkError {
     }
 }
 
+/// An error with its causes ("error connecting to server: Connection refused (os error 111)"):
+/// deadpool's and tokio-postgres' own Display stop at the outermost one.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        let c = cause.to_string();
+        if !s.ends_with(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        src = cause.source();
+    }
+    s
+}
+
 /// The whole story of a database error: tokio-postgres' own Display says only "db error".
 pub fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
@@ -71,14 +87,7 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
         }
         return s;
     }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
+    chain(e)
 }
 
 /// Whether a database error is worth retrying the whole transaction for.

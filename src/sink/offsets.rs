@@ -21,7 +21,7 @@ const LIST: &str = include_str!("../../sql/offsets/list.sql");
 pub enum OffsetsError {
     #[error("database error: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
-    #[error("no database connection: {0}")]
+    #[error("no database connection: {}", crate::sink::chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     /// The stored offset is not the one the decision was based on (a batch or another reset moved
     /// it meanwhile); nothing was changed.

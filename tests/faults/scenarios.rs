@@ -676,8 +676,14 @@ async fn infra_errors(profile: Profile) -> Row {
             row.notes
                 .push(format!("{what}: retried, and the log says so"));
         } else {
-            row.failures
-                .push(format!("{what}: no log line mentions {needle:?}"));
+            let warnings: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            row.failures.push(format!(
+                "{what}: no log line mentions {needle:?}; its last warnings: {}",
+                warnings[warnings.len().saturating_sub(6)..].join("\n")
+            ));
         }
     }
     env.run_until_idle();

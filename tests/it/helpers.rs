@@ -222,24 +222,18 @@ impl TestEnv {
     }
 
     pub async fn table_counts(&self) -> BTreeMap<String, i64> {
-        let db = self.db().await;
-        let mut m = BTreeMap::new();
-        for t in TABLES {
-            let n: i64 = db
-                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
-                .await
-                .unwrap()
-                .get(0);
-            m.insert(t.to_string(), n);
-        }
-        m
+        self.counts(TABLES).await
     }
 
     /// Rows per history table.
     pub async fn history_counts(&self) -> BTreeMap<String, i64> {
+        self.counts(HISTORY_TABLES).await
+    }
+
+    async fn counts(&self, tables: &[&str]) -> BTreeMap<String, i64> {
         let db = self.db().await;
         let mut m = BTreeMap::new();
-        for t in HISTORY_TABLES {
+        for t in tables {
             let n: i64 = db
                 .query_one(&format!("SELECT count(*) FROM {t}"), &[])
                 .await
@@ -318,23 +312,9 @@ impl TestEnv {
     /// Produces raw payloads to one partition of a family's topic (created with 4 partitions if
     /// it does not exist).
     pub fn produce(&self, family: &str, partition: i32, payloads: &[Vec<u8>]) {
-        self.create_topic(family, 4);
-        let p: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", "true")
-            .set("message.max.bytes", "16777216")
-            .create()
-            .unwrap();
-        let topic = self.topic(family);
-        for v in payloads {
-            p.send(
-                BaseRecord::<(), [u8]>::to(&topic)
-                    .payload(v)
-                    .partition(partition),
-            )
-            .unwrap();
-        }
-        p.flush(Duration::from_secs(30)).unwrap();
+        let records: Vec<(Vec<u8>, Option<i64>)> =
+            payloads.iter().map(|v| (v.clone(), None)).collect();
+        self.produce_at(family, partition, &records);
     }
 
     /// Produces raw payloads to one partition of a family's topic (created with 4 partitions if
@@ -345,6 +325,7 @@ impl TestEnv {
         let p: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
+            .set("message.max.bytes", "16777216")
             .create()
             .unwrap();
         let topic = self.topic(family);

@@ -2,6 +2,7 @@
 //! of `scripts/stack`. Each test gets its own database, topic prefix and consumer group, so tests
 //! run in parallel without sharing state.
 
+mod cli;
 mod crash;
 mod dlq;
 mod helpers;
