@@ -507,6 +507,64 @@ impl TopicWorker {
                 return Ok(());
             }
         }
+        // Offsets jumped forward inside the stream: librdkafka found the next offset out of range
+        // and reset to the earliest one (auto.offset.reset), because retention deleted records
+        // this worker had not read yet. A jump of one is a transaction's commit marker; larger ones
+        // can also be aborted transactions, so ask the broker before holding the partition.
+        if let Some(pos) = st.position {
+            if offset > pos + 1 && st.registry_wait.is_none() {
+                drop(sh);
+                let lost = match consumer.fetch_watermarks(&self.topic, p, Duration::from_secs(2)) {
+                    Ok((low, _)) if low > pos => Some(format!(
+                        "records {pos}..{low} were removed by retention before this worker read them"
+                    )),
+                    Ok(_) => None,
+                    Err(e) => Some(format!(
+                        "offsets jumped from {pos} to {offset} and the broker's low offset could not be read: {e}"
+                    )),
+                };
+                if let Some(why) = lost {
+                    // The offset check then compares the stored offset with the broker's range and
+                    // stops the partition (or resets it, per kafka.on_offset_gap), as at assignment.
+                    self.hold_running(
+                        consumer,
+                        p,
+                        Held {
+                            reason: offsets::HoldReason::Unchecked(why),
+                            next_check: Instant::now(),
+                        },
+                    );
+                    return Ok(());
+                }
+                return self.on_message_checked(consumer, m, vctx);
+            }
+        }
+        self.decode_and_batch(consumer, m, vctx, p, offset, &mut sh)
+    }
+
+    /// [`TopicWorker::on_message`] after a jump the broker explained.
+    fn on_message_checked(
+        &self,
+        consumer: &BaseConsumer<TopicContext>,
+        m: &BorrowedMessage<'_>,
+        vctx: &Ctx,
+    ) -> anyhow::Result<()> {
+        let mut sh = consumer.context().lock();
+        self.decode_and_batch(consumer, m, vctx, m.partition(), m.offset(), &mut sh)
+    }
+
+    fn decode_and_batch(
+        &self,
+        consumer: &BaseConsumer<TopicContext>,
+        m: &BorrowedMessage<'_>,
+        vctx: &Ctx,
+        p: i32,
+        offset: i64,
+        sh: &mut MutexGuard<'_, Shared>,
+    ) -> anyhow::Result<()> {
+        let Some(st) = sh.partitions.get_mut(&p) else {
+            return Ok(());
+        };
         // Payload-less records (tombstones) decode as empty, like zero-length ones.
         let bytes = m.payload().unwrap_or_default();
         let decoded = self.decoder.decode(bytes);

@@ -346,9 +346,16 @@ struct Worker {
 
 impl Worker {
     fn spawn(env: &TestEnv, name: &str) -> Self {
+        Self::spawn_with(env, name, &[])
+    }
+
+    fn spawn_with(env: &TestEnv, name: &str, extra_env: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("{}.{name}.log", env.group));
-        let child = env
-            .esurio(&["run"])
+        let mut cmd = env.esurio(&["run"]);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .env("ESURIO__KAFKA__TOPICS", TOPICS)
             .env("ESURIO__KAFKA__OFFSET_CHECK_INTERVAL", "1s")
             .env("NO_COLOR", "1")
@@ -740,4 +747,52 @@ async fn a_recreated_topic_quarantines_its_own_bad_records_at_reused_offsets() {
     );
     run_idle_ok(&env, &[]);
     assert_eq!(env.count("SELECT count(*) FROM quarantine").await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_lost_to_retention_while_the_worker_lags_stop_the_partition() {
+    let env = TestEnv::new("gap_lagging", false).await;
+    create_topic(&env, "market_data").await;
+    create_topic(&env, "news_article").await;
+    produce_ticks(&env, "LAG", 300, None);
+    // The database is slower than Kafka: market_data is locked, so the first batches wait and the
+    // partition is paused (librdkafka drops what it prefetched) with its position far below 300.
+    let locker = env.db().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let worker = Worker::spawn_with(
+        &env,
+        "lagging",
+        &[
+            ("ESURIO__BATCH__MAX_RECORDS", "10"),
+            ("ESURIO__BATCH__QUEUE_DEPTH", "1"),
+        ],
+    );
+    eventually("the worker to fall behind", &worker, || async {
+        worker.log().contains("Assigned a partition")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Retention removes records the worker has not read yet; then the database catches up.
+    delete_records(&env, "market_data", 250).await;
+    locker.batch_execute("COMMIT").await.unwrap();
+    eventually("the gap error", &worker, || async {
+        worker.log().contains("status=gap")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // What was read before the gap is written; nothing after it, so the gap is not skipped.
+    assert_eq!(
+        env.count("SELECT count(*) FROM market_data WHERE source_offset >= 250")
+            .await,
+        0,
+        "{}",
+        worker.log()
+    );
+    let written = env.count("SELECT count(*) FROM market_data").await;
+    assert!(written > 0 && written < 250, "{written}");
+    assert_eq!(stored(&env, "market_data").await, Some(written));
+    worker.stop();
 }
