@@ -201,9 +201,13 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     // Partitions stopped on an offset gap when everything else was done: the idle exit fails.
     let mut stopped_at_exit: Vec<String> = Vec::new();
+    // One signal listener for the whole run: a listener made afresh per tick would miss a SIGTERM
+    // that arrives between two ticks (tokio delivers a signal only to listeners that exist then).
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     let reason = loop {
         tokio::select! {
-            r = shutdown_signal() => break r,
+            r = &mut shutdown => break r,
             _ = tick.tick() => {}
         }
         let total: u64 = progress

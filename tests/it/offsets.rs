@@ -771,7 +771,10 @@ async fn records_lost_to_retention_while_the_worker_lags_stop_the_partition() {
         ],
     );
     eventually("the worker to fall behind", &worker, || async {
-        worker.log().contains("Assigned a partition")
+        worker
+            .log()
+            .lines()
+            .any(|l| l.contains("Assigned a partition") && l.contains("market_data"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
