@@ -178,22 +178,6 @@ impl Expected {
 }
 
 /// The exactness check, counting instead of asserting.
-/// `ingest_batches` outcome totals: (duplicates, revised, superseded, conflicts).
-async fn db_outcomes(env: &TestEnv) -> (i64, i64, i64, i64) {
-    let r = env
-        .db()
-        .await
-        .query_one(
-            "SELECT coalesce(sum(duplicates), 0)::bigint, coalesce(sum(revised), 0)::bigint,
-                    coalesce(sum(superseded), 0)::bigint, coalesce(sum(conflicts), 0)::bigint
-               FROM ingest_batches",
-            &[],
-        )
-        .await
-        .unwrap();
-    (r.get(0), r.get(1), r.get(2), r.get(3))
-}
-
 async fn check(env: &TestEnv, exp: &Expected, row: &mut Row) {
     let counts = env.table_counts().await;
     for (t, n) in &counts {
@@ -257,7 +241,7 @@ async fn check(env: &TestEnv, exp: &Expected, row: &mut Row) {
         if mismatches.is_empty() {
             // Say what was accounted for, so the table shows realism was there to account for.
             let history: i64 = env.history_counts().await.values().sum();
-            let r = db_outcomes(env).await;
+            let r = env.outcome_totals().await;
             row.notes.push(format!(
                 "as the simulator predicted: {history} history rows; {} duplicates, {} revised, {} superseded, {} conflicting",
                 r.0, r.1, r.2, r.3

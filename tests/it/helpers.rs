@@ -230,6 +230,22 @@ impl TestEnv {
         self.counts(HISTORY_TABLES).await
     }
 
+    /// `ingest_batches` outcome totals: (duplicates, revised, superseded, conflicts).
+    pub async fn outcome_totals(&self) -> (i64, i64, i64, i64) {
+        let r = self
+            .db()
+            .await
+            .query_one(
+                "SELECT coalesce(sum(duplicates), 0)::bigint, coalesce(sum(revised), 0)::bigint,
+                        coalesce(sum(superseded), 0)::bigint, coalesce(sum(conflicts), 0)::bigint
+                   FROM ingest_batches",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    }
+
     async fn counts(&self, tables: &[&str]) -> BTreeMap<String, i64> {
         let db = self.db().await;
         let mut m = BTreeMap::new();

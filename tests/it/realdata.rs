@@ -25,20 +25,6 @@ fn tick(ts: &str, price: f64) -> Vec<u8> {
     )
 }
 
-async fn batch_sums(env: &TestEnv) -> (i64, i64, i64, i64) {
-    let db = env.db().await;
-    let r = db
-        .query_one(
-            "SELECT coalesce(sum(duplicates), 0)::bigint, coalesce(sum(revised), 0)::bigint,
-                    coalesce(sum(superseded), 0)::bigint, coalesce(sum(conflicts), 0)::bigint
-               FROM ingest_batches",
-            &[],
-        )
-        .await
-        .unwrap();
-    (r.get(0), r.get(1), r.get(2), r.get(3))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ticks_keep_the_first_row_quarantine_conflicts_and_count_replays() {
     let env = TestEnv::new("ticks", false).await;
@@ -104,7 +90,7 @@ async fn ticks_keep_the_first_row_quarantine_conflicts_and_count_replays() {
             && message.contains("AAPL"),
         "the message names the key: {message}"
     );
-    assert_eq!(batch_sums(&env).await, (2, 0, 0, 2));
+    assert_eq!(env.outcome_totals().await, (2, 0, 0, 2));
 }
 
 fn earnings(reported_at: DateTime<Utc>, eps_est: f64, eps_act: Option<f64>) -> Vec<u8> {
@@ -165,7 +151,7 @@ async fn earnings_actuals_revise_estimates_late_older_versions_go_to_history() {
             (2, "superseded".to_owned(), None)
         ]
     );
-    assert_eq!(batch_sums(&env).await, (2, 1, 1, 0));
+    assert_eq!(env.outcome_totals().await, (2, 1, 1, 0));
     assert_eq!(env.count("SELECT count(*) FROM quarantine").await, 0);
 
     // What did we know an instant after the first batch? The estimates.
@@ -296,7 +282,7 @@ async fn a_recrawl_replaces_the_article_and_its_entity_set_as_one() {
         ],
         "each old version keeps its own entity set"
     );
-    assert_eq!(batch_sums(&env).await, (1, 1, 1, 0));
+    assert_eq!(env.outcome_totals().await, (1, 1, 1, 0));
 }
 
 #[tokio::test(flavor = "multi_thread")]
