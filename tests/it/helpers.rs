@@ -176,19 +176,9 @@ impl TestEnv {
 
     /// [`TestEnv::run_until_idle`] with extra arguments to `esurio run` and extra environment.
     pub fn run_until_idle_args(&self, extra_args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-        let log = std::env::temp_dir().join(format!("{}.{}.log", self.group, std::process::id()));
-        let file = std::fs::File::create(&log).unwrap();
         let mut args = vec!["run", "--exit-when-idle", "3s"];
         args.extend_from_slice(extra_args);
-        let mut cmd = self.esurio(&args);
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(file))
-            .spawn()
-            .unwrap();
+        let (child, log) = self.spawn_logged(&args, extra_env);
         let out = wait_with_timeout(child, Duration::from_secs(900));
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(
