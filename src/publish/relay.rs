@@ -77,8 +77,10 @@ struct Tally {
     truncated: usize,
     /// (index in the claim, error, retriable).
     failures: Vec<(usize, String, bool)>,
-    /// Per topic that refused a record as too large, the largest size it refused.
-    too_large: BTreeMap<String, usize>,
+    /// Per topic that refused a record as too large: the largest size it refused, and whether
+    /// every refused record was sent alone (a batch refusal may be the batch's size, not the
+    /// record's).
+    too_large: BTreeMap<String, (usize, bool)>,
     /// Claim indexes to send again once the limits are learned.
     resend: Vec<usize>,
 }
@@ -300,8 +302,8 @@ impl DlqRelay {
         // A topic refused records as too large: learn its limit and send them again at once, cut
         // to it, each alone; so are records refused for good, which a batch neighbour may have
         // caused. A second refusal waits for the next attempt (and a size one halves the limit).
-        for (topic, sent) in std::mem::take(&mut t.too_large) {
-            self.learn_limit(&topic, sent).await;
+        for (topic, (sent, alone)) in std::mem::take(&mut t.too_large) {
+            self.learn_limit(&topic, sent, alone).await;
         }
         for i in std::mem::take(&mut t.resend) {
             let q = &claimed[i];
@@ -364,8 +366,8 @@ impl DlqRelay {
                     self.ensured.remove(&topic);
                 }
                 if !resent && e.is_too_large() {
-                    let s = t.too_large.entry(topic).or_default();
-                    *s = (*s).max(a.size);
+                    let s = t.too_large.entry(topic).or_insert((0, true));
+                    *s = (s.0.max(a.size), s.1 && a.alone);
                     t.resend.push(a.index);
                 } else if !resent && !a.alone && (e.is_batch_neighbour() || !e.is_retriable()) {
                     // The broker refuses a whole batch for one bad record: its neighbours are
@@ -380,14 +382,17 @@ impl DlqRelay {
     }
 
     /// A topic rejected a record of `sent` bytes as too large: ask it for its limit, and cut its
-    /// records to that from now on. If it reports a limit the record met (librdkafka's own limit,
-    /// or a batch of several records), halve instead: each refusal shrinks the limit, down to
-    /// [`PublishError::HeadersDoNotFit`], which is permanent.
-    async fn learn_limit(&mut self, topic: &str, sent: usize) {
+    /// records to that from now on. If it reports a limit the record met, a record sent in a
+    /// batch was refused for the batch's size: the limit stays and the record goes again alone.
+    /// A record sent alone that met the reported limit (librdkafka's own limit, or a limit the
+    /// broker could not be asked for) halves it instead: each such refusal shrinks the limit,
+    /// down to [`PublishError::HeadersDoNotFit`], which is permanent.
+    async fn learn_limit(&mut self, topic: &str, sent: usize, alone: bool) {
         let current = self.limit(topic);
         let reported = self.topics.max_message_bytes(topic).await;
         let next = match &reported {
             Ok(max) if *max < current => *max,
+            _ if !alone => return,
             _ => (sent + RECORD_OVERHEAD).min(current) / 2,
         };
         warn!(
