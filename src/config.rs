@@ -397,9 +397,14 @@ impl Settings {
             .add_source(env_source)
             .build()
             .context("cannot read ESURIO__* environment variables")?;
-        let settings: Settings = merged
+        let mut settings: Settings = merged
             .try_deserialize()
             .context("invalid settings from the ESURIO__* environment variables")?;
+        // `ESURIO__ENRICHMENT__FAMILIES=` (empty) means none, as an empty list in a file does.
+        settings
+            .enrichment
+            .families
+            .retain(|f| !f.trim().is_empty());
         settings.check()?;
         Ok(settings)
     }

@@ -32,12 +32,13 @@ CREATE TABLE enrichment_cursor (
     partition       int         NOT NULL,
     after_batch_id  bigint      NOT NULL,
     events          bigint      NOT NULL DEFAULT 0,
+    bytes           bigint      NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT enrichment_cursor_pkey PRIMARY KEY (consumer_group, topic, partition),
     CONSTRAINT enrichment_cursor_after_nonneg CHECK (after_batch_id >= 0)
 );
 COMMENT ON TABLE enrichment_cursor IS
-    'Enrichment relay position per partition: events of every batch with id <= after_batch_id were acknowledged by the broker; events counts them.';
+    'Enrichment relay position per partition: events of every batch with id <= after_batch_id were acknowledged by the broker; events and bytes (key and value) count them.';
 
 -- When each topic's events were switched on: the largest batch id committed then. A partition's
 -- cursor starts there, whenever it is created (also after a crash that came before its creation),

@@ -33,6 +33,7 @@ pub enum Cell {
     Uuid(uuid::Uuid),
     Json(Value),
     Doubles(Vec<Option<f64>>),
+    Texts(Vec<Option<String>>),
 }
 
 /// Reads column `i` of `row`, declared as `ty`.
@@ -54,6 +55,7 @@ pub fn cell(row: &Row, i: usize, ty: &Type) -> Result<Cell, tokio_postgres::Erro
         Type::UUID => or_null(row.try_get(i)?, Cell::Uuid),
         Type::JSONB | Type::JSON => or_null(row.try_get(i)?, Cell::Json),
         Type::FLOAT8_ARRAY => or_null(row.try_get(i)?, Cell::Doubles),
+        Type::TEXT_ARRAY => or_null(row.try_get(i)?, Cell::Texts),
         _ => or_null(row.try_get(i)?, Cell::Text),
     })
 }
@@ -170,13 +172,18 @@ impl EventEncoder {
     /// The event of `row`, committed by `batch` from `topic`.
     pub fn event(&self, topic: &str, batch: &BatchRef, row: &StoredRow) -> Event {
         let id = event_id(topic, row.partition, row.offset, batch.id);
-        let key: Map<String, Value> = self
-            .key_idx
-            .iter()
-            .zip(self.table.key)
-            .map(|(&i, k)| ((*k).to_owned(), json_of(&row.cells[i])))
-            .collect();
-        let key = serde_json::to_vec(&Value::Object(key)).expect("a JSON value serializes");
+        // The key as a JSON object, written directly (one allocation per event).
+        let mut key = Vec::with_capacity(96);
+        key.push(b'{');
+        for (n, (&i, k)) in self.key_idx.iter().zip(self.table.key).enumerate() {
+            if n > 0 {
+                key.push(b',');
+            }
+            serde_json::to_writer(&mut key, k).expect("a string serializes");
+            key.push(b':');
+            serde_json::to_writer(&mut key, &json_of(&row.cells[i])).expect("a value serializes");
+        }
+        key.push(b'}');
         let payload = match self.format {
             EventFormat::Json => self.json(&id, topic, batch, row),
             EventFormat::Avro => self.avro(&id, topic, batch, row),
@@ -292,6 +299,11 @@ fn json_of(c: &Cell) -> Value {
                 })
                 .collect(),
         ),
+        Cell::Texts(v) => Value::Array(
+            v.iter()
+                .map(|x| x.clone().map_or(Value::Null, Value::String))
+                .collect(),
+        ),
     }
 }
 
@@ -347,6 +359,15 @@ mod avro {
                 }
                 long(out, 0);
             }
+            Cell::Texts(v) => {
+                if !v.is_empty() {
+                    long(out, v.len() as i64);
+                    for x in v {
+                        nullable(out, &x.clone().map_or(Cell::Null, Cell::Text));
+                    }
+                }
+                long(out, 0);
+            }
         }
     }
 }
@@ -361,6 +382,7 @@ fn avro_type(ty: &Type) -> Value {
         Type::DATE => json!({"type": "int", "logicalType": "date"}),
         Type::UUID => json!({"type": "string", "logicalType": "uuid"}),
         Type::FLOAT8_ARRAY => json!({"type": "array", "items": ["null", "double"]}),
+        Type::TEXT_ARRAY => json!({"type": "array", "items": ["null", "string"]}),
         // jsonb travels as its JSON text.
         _ => json!("string"),
     }
@@ -579,6 +601,7 @@ mod tests {
                     Type::UUID => Cell::Uuid(uuid::Uuid::nil()),
                     Type::JSONB => Cell::Json(json!({"a": 1})),
                     Type::FLOAT8_ARRAY => Cell::Doubles(vec![Some(1.0), None]),
+                    Type::TEXT_ARRAY => Cell::Texts(vec![Some("a:0:1:2".into()), None]),
                     _ => Cell::Text("x".into()),
                 })
                 .collect();

@@ -25,10 +25,12 @@ pub use relay::EnrichRelay;
 
 use crate::config::Settings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureProducer;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{ProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The largest event the enrichment topics take (`max.message.bytes` set when the worker creates
@@ -73,13 +75,60 @@ impl EnrichError {
     }
 }
 
+/// The broker's refusals of one pass's events. Success is not reported per event
+/// (`delivery.report.only.error`): a report, a channel and a task per event were most of the
+/// relay's CPU at ingest rate. The relay waits until librdkafka holds nothing of the pass
+/// (`in_flight_count` 0: every event acknowledged or refused and its report served), then asks
+/// for the first refused batch.
+#[derive(Default)]
+pub struct Acks {
+    /// The lowest batch index (within the pass) with a refused event, and why.
+    first_failed: Mutex<Option<(usize, KafkaError)>>,
+}
+
+impl Acks {
+    /// An event refused (by the broker, or by librdkafka before it was queued).
+    pub fn refused(&self, batch: usize, e: KafkaError) {
+        let mut f = self.first_failed.lock().unwrap_or_else(|p| p.into_inner());
+        if f.as_ref().is_none_or(|(b, _)| batch < *b) {
+            *f = Some((batch, e));
+        }
+    }
+
+    /// The first refused batch since the last call.
+    pub fn take(&self) -> Option<(usize, KafkaError)> {
+        self.first_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// The producer's context: a refusal's report names its event's batch (the opaque, a plain
+/// integer: nothing to free for the reports that never come).
+pub struct AckContext(pub Arc<Acks>);
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, r: &DeliveryResult<'_>, batch: usize) {
+        if let Err((e, _)) = r {
+            self.0.refused(batch, e.clone());
+        }
+    }
+}
+
+pub type EventProducer = ThreadedProducer<AckContext>;
+
 /// The enrichment producer: idempotent and acks=all (an acknowledged event is on every in-sync
 /// replica before the cursor moves), compressed (`enrichment.compression`), lingering a little
 /// so events travel in large batches.
 ///
 /// # Errors
 /// Invalid Kafka settings.
-pub fn producer(s: &Settings) -> Result<FutureProducer, EnrichError> {
+pub fn producer(s: &Settings, acks: Arc<Acks>) -> Result<EventProducer, EnrichError> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &s.kafka.brokers)
         .set("client.id", "esurio-enrich")
@@ -87,6 +136,7 @@ pub fn producer(s: &Settings) -> Result<FutureProducer, EnrichError> {
         .set("acks", "all")
         .set("compression.type", &s.enrichment.compression)
         .set("linger.ms", "5")
+        .set("delivery.report.only.error", "true")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "500000")
         .set("message.timeout.ms", "30000")
@@ -94,7 +144,8 @@ pub fn producer(s: &Settings) -> Result<FutureProducer, EnrichError> {
     for (k, v) in &s.kafka.librdkafka {
         c.set(k, v);
     }
-    c.create().map_err(EnrichError::Client)
+    c.create_with_context(AckContext(acks))
+        .map_err(EnrichError::Client)
 }
 
 /// Creates the enrichment topic of every family with events on (`enrichment.partitions`,

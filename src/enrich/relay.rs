@@ -7,10 +7,9 @@ use super::EnrichError;
 use crate::config::Settings;
 use crate::retry::Backoff;
 use deadpool_postgres::Pool;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, Producer};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +39,8 @@ struct FamilyRelay {
 
 pub struct EnrichRelay {
     pool: Pool,
-    producer: FutureProducer,
+    producer: super::EventProducer,
+    acks: Arc<super::Acks>,
     group: String,
     suffix: String,
     max_batches: i64,
@@ -98,9 +98,11 @@ impl EnrichRelay {
                 },
             );
         }
+        let acks = Arc::new(super::Acks::default());
         Ok(Self {
             pool,
-            producer: super::producer(settings)?,
+            producer: super::producer(settings, acks.clone())?,
+            acks,
             group: settings.kafka.group_id.clone(),
             suffix: settings.enrichment.topic_suffix.clone(),
             max_batches: settings.enrichment.max_batches_per_pass as i64,
@@ -333,78 +335,65 @@ impl EnrichRelay {
 
         // Produce everything, then find the longest prefix of batches all acknowledged.
         let target = format!("{topic}{}", self.suffix);
-        let family = fam.encoder.table().name;
-        let version = super::event::SCHEMA_VERSION.to_string();
-        let mut failed_batch: Option<(usize, EnrichError)> = None;
-        {
-            // Events go to librdkafka's queue in order (send_result enqueues at once), so the
-            // events of one key keep the rows' commit order on the enrichment topic.
-            events.sort_by_key(|(b, _)| *b);
-            let mut sends = FuturesUnordered::new();
-            for (b, e) in &events {
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "esurio.event_id",
-                        value: Some(e.id.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: "esurio.family",
-                        value: Some(family.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: "esurio.schema_version",
-                        value: Some(version.as_bytes()),
-                    });
-                let mut rec = FutureRecord::to(&target)
-                    .key(&e.key[..])
-                    .payload(&e.payload[..])
-                    .headers(headers);
-                let b = *b;
-                let fut = loop {
-                    match self.producer.send_result(rec) {
-                        Ok(f) => break Ok(f),
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            rec = r;
-                            // librdkafka's queue is full: let deliveries drain it.
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                        Err((e, _)) => break Err(e),
+        // Events go to librdkafka's queue in order, so the events of one key keep the rows'
+        // commit order on the enrichment topic. Only the id travels as a header: family and
+        // schema version are in the value (and the topic says the family).
+        events.sort_by_key(|(b, _)| *b);
+        for (b, e) in &events {
+            let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+                key: "esurio.event_id",
+                value: Some(e.id.as_bytes()),
+            });
+            let mut rec = BaseRecord::with_opaque_to(&target, *b)
+                .key(&e.key[..])
+                .payload(&e.payload[..])
+                .headers(headers);
+            loop {
+                match self.producer.send(rec) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        rec = r;
+                        // librdkafka's queue is full: let deliveries drain it.
+                        tokio::time::sleep(Duration::from_millis(2)).await;
                     }
-                };
-                match fut {
-                    Ok(f) => sends.push(async move { (b, f.await) }),
-                    Err(e) => {
-                        if failed_batch.as_ref().is_none_or(|(fb, _)| b < *fb) {
-                            failed_batch = Some((b, EnrichError::Produce(e)));
-                        }
+                    Err((err, _)) => {
+                        self.acks.refused(*b, err);
                         break;
                     }
                 }
             }
-            while let Some((b, res)) = sends.next().await {
-                let err = match res {
-                    Ok(Ok(_)) => continue,
-                    Ok(Err((e, _))) => EnrichError::Produce(e),
-                    Err(_) => EnrichError::Produce(KafkaError::Canceled),
-                };
-                if failed_batch.as_ref().is_none_or(|(fb, _)| b < *fb) {
-                    failed_batch = Some((b, err));
-                }
-            }
         }
+        // Every event is answered within message.timeout.ms; refusals were recorded by then.
+        while self.producer.in_flight_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let failed_batch: Option<(usize, EnrichError)> =
+            self.acks.take().map(|(b, e)| (b, EnrichError::Produce(e)));
         let done = failed_batch.as_ref().map_or(batches.len(), |(b, _)| *b);
         crate::fault::after_publishing_events(topic, partition);
         if done > 0 {
             let last_id = batches[done - 1].0.id;
-            let sent = events.iter().filter(|(b, _)| *b < done).count() as i64;
-            tx.execute(ADVANCE, &[&self.group, &topic, &partition, &last_id, &sent])
-                .await?;
+            let sent: Vec<&Event> = events
+                .iter()
+                .filter(|(b, _)| *b < done)
+                .map(|(_, e)| e)
+                .collect();
+            let bytes: i64 = sent
+                .iter()
+                .map(|e| (e.key.len() + e.payload.len()) as i64)
+                .sum();
+            let n = sent.len() as i64;
+            tx.execute(
+                ADVANCE,
+                &[&self.group, &topic, &partition, &last_id, &n, &bytes],
+            )
+            .await?;
             tx.commit().await?;
             debug!(
                 topic,
                 partition,
                 batches = done,
-                events = sent,
+                events = n,
                 "Published enrichment events."
             );
         }
