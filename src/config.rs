@@ -324,7 +324,7 @@ impl Default for EnrichmentSettings {
             format: EventFormat::Avro,
             partitions: 4,
             replication_factor: 1,
-            max_batches_per_pass: 32,
+            max_batches_per_pass: 16,
             compression: "lz4".into(),
         }
     }
@@ -479,8 +479,8 @@ impl Settings {
                 "enrichment.partitions and enrichment.replication_factor must be at least 1"
             );
         }
-        if self.enrichment.max_batches_per_pass == 0 {
-            anyhow::bail!("enrichment.max_batches_per_pass must be at least 1");
+        if !(1..=100_000).contains(&self.enrichment.max_batches_per_pass) {
+            anyhow::bail!("enrichment.max_batches_per_pass must be between 1 and 100000");
         }
         if self.enrichment.topic_suffix.is_empty() {
             anyhow::bail!(

@@ -171,27 +171,44 @@ impl EventEncoder {
 
     /// The event of `row`, committed by `batch` from `topic`.
     pub fn event(&self, topic: &str, batch: &BatchRef, row: &StoredRow) -> Event {
-        let id = event_id(topic, row.partition, row.offset, batch.id);
-        // The key as a JSON object, written directly (one allocation per event).
-        let mut key = Vec::with_capacity(96);
+        let mut e = Event {
+            id: String::new(),
+            key: Vec::new(),
+            payload: Vec::new(),
+        };
+        self.encode_into(topic, batch, row, &mut e);
+        e
+    }
+
+    /// [`EventEncoder::event`] into `out`'s buffers, which the relay reuses for every event
+    /// (librdkafka copies what it sends): no allocation per event once they have grown.
+    pub fn encode_into(&self, topic: &str, batch: &BatchRef, row: &StoredRow, out: &mut Event) {
+        out.id.clear();
+        let _ = write!(
+            out.id,
+            "{topic}:{}:{}:{}",
+            row.partition, row.offset, batch.id
+        );
+        let key = &mut out.key;
+        key.clear();
         key.push(b'{');
         for (n, (&i, k)) in self.key_idx.iter().zip(self.table.key).enumerate() {
             if n > 0 {
                 key.push(b',');
             }
-            serde_json::to_writer(&mut key, k).expect("a string serializes");
+            serde_json::to_writer(&mut *key, k).expect("a string serializes");
             key.push(b':');
-            serde_json::to_writer(&mut key, &json_of(&row.cells[i])).expect("a value serializes");
+            serde_json::to_writer(&mut *key, &json_of(&row.cells[i])).expect("a value serializes");
         }
         key.push(b'}');
-        let payload = match self.format {
-            EventFormat::Json => self.json(&id, topic, batch, row),
-            EventFormat::Avro => self.avro(&id, topic, batch, row),
-        };
-        Event { id, key, payload }
+        out.payload.clear();
+        match self.format {
+            EventFormat::Json => self.json(&out.id, topic, batch, row, &mut out.payload),
+            EventFormat::Avro => self.avro(&out.id, topic, batch, row, &mut out.payload),
+        }
     }
 
-    fn json(&self, id: &str, topic: &str, batch: &BatchRef, row: &StoredRow) -> Vec<u8> {
+    fn json(&self, id: &str, topic: &str, batch: &BatchRef, row: &StoredRow, out: &mut Vec<u8>) {
         let mut record = Map::new();
         for ((name, _), c) in record_columns(self.table).zip(&row.cells) {
             record.insert(name.to_owned(), json_of(c));
@@ -228,51 +245,49 @@ impl EventEncoder {
             "batch": {"id": batch.id, "position": row.offset - batch.first_offset},
             "committed_at": rfc3339(&batch.committed_at),
         });
-        serde_json::to_vec(&v).expect("a JSON value serializes")
+        serde_json::to_writer(out, &v).expect("a JSON value serializes");
     }
 
-    fn avro(&self, id: &str, topic: &str, batch: &BatchRef, row: &StoredRow) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
+    fn avro(&self, id: &str, topic: &str, batch: &BatchRef, row: &StoredRow, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.avro_header);
-        avro::string(&mut out, id);
-        avro::string(&mut out, self.family);
-        avro::long(&mut out, SCHEMA_VERSION.into());
+        avro::string(out, id);
+        avro::string(out, self.family);
+        avro::long(out, SCHEMA_VERSION.into());
         // key: the key columns, never null.
         for &i in &self.key_idx {
-            avro::cell(&mut out, &row.cells[i]);
+            avro::cell(out, &row.cells[i]);
         }
         // record: every column, nullable but the key's.
         let key_cols = self.table.key;
         for ((name, _), c) in record_columns(self.table).zip(&row.cells) {
             if key_cols.contains(&name) {
-                avro::cell(&mut out, c);
+                avro::cell(out, c);
             } else {
-                avro::nullable(&mut out, c);
+                avro::nullable(out, c);
             }
         }
         if self.child.is_some() {
             let cols = self.entity_columns();
             if !row.entities.is_empty() {
-                avro::long(&mut out, row.entities.len() as i64);
+                avro::long(out, row.entities.len() as i64);
                 for e in &row.entities {
                     for ((name, _), c) in cols.iter().zip(e) {
                         if self.child.is_some_and(|t| t.key.contains(name)) {
-                            avro::cell(&mut out, c);
+                            avro::cell(out, c);
                         } else {
-                            avro::nullable(&mut out, c);
+                            avro::nullable(out, c);
                         }
                     }
                 }
             }
-            avro::long(&mut out, 0);
+            avro::long(out, 0);
         }
-        avro::string(&mut out, topic);
-        avro::long(&mut out, row.partition.into());
-        avro::long(&mut out, row.offset);
-        avro::long(&mut out, batch.id);
-        avro::long(&mut out, row.offset - batch.first_offset);
-        avro::long(&mut out, batch.committed_at.timestamp_micros());
-        out
+        avro::string(out, topic);
+        avro::long(out, row.partition.into());
+        avro::long(out, row.offset);
+        avro::long(out, batch.id);
+        avro::long(out, row.offset - batch.first_offset);
+        avro::long(out, batch.committed_at.timestamp_micros());
     }
 }
 

@@ -82,25 +82,37 @@ impl EnrichError {
 /// for the first refused batch.
 #[derive(Default)]
 pub struct Acks {
-    /// The lowest batch index (within the pass) with a refused event, and why.
-    first_failed: Mutex<Option<(usize, KafkaError)>>,
+    /// Per pass running at once (its slot), the lowest batch index with a refused event, and why.
+    first_failed: Mutex<std::collections::HashMap<usize, (usize, KafkaError)>>,
 }
 
+/// Bits of an event's opaque that hold its batch's index within the pass; the rest is the slot.
+const BATCH_BITS: u32 = 24;
+
 impl Acks {
+    /// The opaque of an event of batch `batch` of the pass in `slot`.
+    pub fn opaque(slot: usize, batch: usize) -> usize {
+        (slot << BATCH_BITS) | batch
+    }
+
     /// An event refused (by the broker, or by librdkafka before it was queued).
-    pub fn refused(&self, batch: usize, e: KafkaError) {
+    pub fn refused(&self, opaque: usize, e: KafkaError) {
+        let (slot, batch) = (opaque >> BATCH_BITS, opaque & ((1 << BATCH_BITS) - 1));
         let mut f = self.first_failed.lock().unwrap_or_else(|p| p.into_inner());
-        if f.as_ref().is_none_or(|(b, _)| batch < *b) {
-            *f = Some((batch, e));
+        match f.get(&slot) {
+            Some((b, _)) if *b <= batch => {}
+            _ => {
+                f.insert(slot, (batch, e));
+            }
         }
     }
 
-    /// The first refused batch since the last call.
-    pub fn take(&self) -> Option<(usize, KafkaError)> {
+    /// The first refused batch of the pass in `slot` since the last call.
+    pub fn take(&self, slot: usize) -> Option<(usize, KafkaError)> {
         self.first_failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
+            .remove(&slot)
     }
 }
 
@@ -113,9 +125,9 @@ impl ClientContext for AckContext {}
 impl ProducerContext for AckContext {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, r: &DeliveryResult<'_>, batch: usize) {
+    fn delivery(&self, r: &DeliveryResult<'_>, opaque: usize) {
         if let Err((e, _)) = r {
-            self.0.refused(batch, e.clone());
+            self.0.refused(opaque, e.clone());
         }
     }
 }
@@ -137,6 +149,9 @@ pub fn producer(s: &Settings, acks: Arc<Acks>) -> Result<EventProducer, EnrichEr
         .set("compression.type", &s.enrichment.compression)
         .set("linger.ms", "5")
         .set("delivery.report.only.error", "true")
+        // Java clients' partitioner: a key lands on the same partition whichever client
+        // produced it (and murmur2 is cheaper than the default's CRC32).
+        .set("partitioner", "murmur2_random")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "500000")
         .set("message.timeout.ms", "30000")
