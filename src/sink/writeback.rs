@@ -118,7 +118,7 @@ fn key_json(t: &Table) -> String {
                 Some(&Type::UUID) => "uuid",
                 _ => "text",
             };
-            format!("t.{k} = ($1::jsonb ->> '{k}')::{ty}")
+            format!("t.{k} = ($1::text::jsonb ->> '{k}')::{ty}")
         })
         .collect::<Vec<_>>()
         .join(" AND ")
@@ -330,8 +330,8 @@ mod tests {
             }
         }
         let s = &DELETE_SQL.get("signal").unwrap().delete;
-        assert!(s.contains("t.strategy_version = ($1::jsonb ->> 'strategy_version')::int"));
-        assert!(s.contains("t.ts = ($1::jsonb ->> 'ts')::timestamptz"));
+        assert!(s.contains("t.strategy_version = ($1::text::jsonb ->> 'strategy_version')::int"));
+        assert!(s.contains("t.ts = ($1::text::jsonb ->> 'ts')::timestamptz"));
         assert!(s.contains("INSERT INTO signal_history"));
         assert!(!DELETE_SQL.contains_key("feature"));
     }

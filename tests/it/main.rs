@@ -11,3 +11,4 @@ mod partitions;
 mod pipeline;
 mod realdata;
 mod stray;
+mod writeback;
