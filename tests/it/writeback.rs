@@ -13,8 +13,11 @@ use std::time::Duration;
 /// Short: these tests produce the referenced rows first, so only the unknown ones wait.
 const WAIT: (&str, &str) = ("ESURIO__DATABASE__REFERENCE_WAIT", "1s");
 
-/// Produces `(key, value)` records in order to one partition; a `None` value is a tombstone.
-fn produce(env: &TestEnv, family: &str, records: &[(Option<&[u8]>, Option<Vec<u8>>)]) {
+/// A Kafka record: its key and its value (`None`: a tombstone).
+type Record<'a> = (Option<&'a [u8]>, Option<Vec<u8>>);
+
+/// Produces records in order to partition 0 of a family's topic.
+fn produce(env: &TestEnv, family: &str, records: &[Record<'_>]) {
     env.create_topic(family, 4);
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &env.brokers)
