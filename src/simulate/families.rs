@@ -6,7 +6,7 @@
 //! carry a number no JSON can spell; an Avro record cannot omit a required field but can carry NaN).
 //! The unit tests run every defect through the real decoder and validator.
 
-use super::gen::{base36, Env};
+use super::gen::{base36, Env, References};
 use super::universe::*;
 use super::wire::{Rec, TsStyle, V};
 use crate::records::Reason as R;
@@ -1833,9 +1833,11 @@ pub(crate) fn strategy_version(i: u64) -> i32 {
 
 /// A symbol for a result to name: one the run's market data stores when it has any (the worker
 /// quarantines results about unknown symbols), else one of the universe.
-fn result_symbol(rng: &mut ChaCha8Rng, env: &Env) -> String {
+fn result_symbol(i: u64, rng: &mut ChaCha8Rng, env: &Env) -> String {
     match env.references.as_deref() {
-        Some(r) if !r.symbols.is_empty() => pick(rng, &r.symbols).clone(),
+        Some(r) if !r.symbols.is_empty() => pick(rng, References::up_to(&r.symbols, i, |s| s.1))
+            .0
+            .clone(),
         _ => instrument_symbol(rng).to_owned(),
     }
 }
@@ -1884,7 +1886,7 @@ fn bad_inputs(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
 
 impl Builder for Feature {
     fn build(&mut self, i: u64, rng: &mut ChaCha8Rng, env: &Env) -> Base {
-        let entity = result_symbol(rng, env);
+        let entity = result_symbol(i, rng, env);
         let entity = entity.as_str();
         let name = *pick(rng, FEATURE_NAMES);
         let value = match name {
@@ -1994,7 +1996,7 @@ impl Builder for Insight {
             format!("esurio-simulate:insight:{}:{}:{i}", env.seed, env.base_secs).as_bytes(),
         );
         let kind = *pick(rng, INSIGHT_KINDS);
-        let symbol = rng.gen_bool(0.8).then(|| result_symbol(rng, env));
+        let symbol = rng.gen_bool(0.8).then(|| result_symbol(i, rng, env));
         let symbol = symbol.as_deref();
         let about = symbol.unwrap_or("the market");
         let title = match kind {
@@ -2271,13 +2273,16 @@ impl Builder for Signal {
         // A strategy version the run stores when it has any (the worker quarantines signals of
         // unknown strategies), else one of the first twelve strategies' versions.
         let (strategy, version) = match env.references.as_deref() {
-            Some(r) if !r.strategies.is_empty() => pick(rng, &r.strategies).clone(),
+            Some(r) if !r.strategies.is_empty() => {
+                let (id, v, _) = pick(rng, References::up_to(&r.strategies, i, |s| s.2));
+                (id.clone(), *v)
+            }
             _ => (
                 strategy_id(&self.tag, rng.gen_range(0..12)),
                 rng.gen_range(1..=VERSIONS_PER_STRATEGY as i32),
             ),
         };
-        let symbol = result_symbol(rng, env);
+        let symbol = result_symbol(i, rng, env);
         let symbol = symbol.as_str();
         let direction = match rng.gen_range(0..20) {
             0..=8 => "long",

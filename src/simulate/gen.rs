@@ -138,12 +138,17 @@ pub struct GenOptions {
 /// The symbols and strategy versions a run's valid records store, so that its results (features,
 /// insights, signals) name only those: the worker quarantines a result that names a symbol or
 /// strategy the database does not know (`unknown_entity`, `unknown_strategy`).
+///
+/// Each entry carries the index of the first record that stores it, and the result at index `i`
+/// names only entries stored at an index up to `i`: the topics are consumed side by side, so what a
+/// result names is usually committed before the worker reads the result (the worker also waits
+/// `database.reference_wait` for it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct References {
-    /// Symbols of valid market_data, crypto_data and order_book records.
-    pub symbols: Vec<String>,
-    /// `(strategy_id, version)` of valid strategy records.
-    pub strategies: Vec<(String, i32)>,
+    /// `(symbol, index)` of valid market_data, crypto_data and order_book records, by index.
+    pub symbols: Vec<(String, u64)>,
+    /// `(strategy_id, version, index)` of valid strategy records, by index.
+    pub strategies: Vec<(String, i32, u64)>,
 }
 
 impl References {
@@ -157,8 +162,8 @@ impl References {
         opts: &GenOptions,
     ) -> anyhow::Result<Self> {
         let mut refs = References::default();
-        let mut symbols = std::collections::BTreeSet::new();
-        let mut strategies = std::collections::BTreeSet::new();
+        let mut symbols: BTreeMap<String, u64> = BTreeMap::new();
+        let mut strategies: BTreeMap<(String, i32), u64> = BTreeMap::new();
         for f in families {
             let symbolic = matches!(f.name, "market_data" | "crypto_data" | "order_book");
             if !symbolic && f.name != "strategy" {
@@ -173,15 +178,30 @@ impl References {
                 };
                 let key = String::from_utf8_lossy(key).into_owned();
                 if symbolic {
-                    symbols.insert(key);
+                    let first = symbols.entry(key).or_insert(r.index);
+                    *first = (*first).min(r.index);
                 } else if r.spider.is_none() {
-                    strategies.insert((key, families::strategy_version(r.index)));
+                    strategies
+                        .entry((key, families::strategy_version(r.index)))
+                        .or_insert(r.index);
                 }
             }
         }
         refs.symbols = symbols.into_iter().collect();
-        refs.strategies = strategies.into_iter().collect();
+        refs.symbols.sort_by_key(|(s, i)| (*i, s.clone()));
+        refs.strategies = strategies
+            .into_iter()
+            .map(|((id, v), i)| (id, v, i))
+            .collect();
+        refs.strategies
+            .sort_by_key(|(id, v, i)| (*i, id.clone(), *v));
         Ok(refs)
+    }
+
+    /// The entries of `list` stored at an index up to `i` (at least the first one).
+    pub(crate) fn up_to<T>(list: &[T], i: u64, index: impl Fn(&T) -> u64) -> &[T] {
+        let n = list.partition_point(|x| index(x) <= i).max(1);
+        &list[..n.min(list.len())]
     }
 }
 

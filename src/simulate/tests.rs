@@ -1005,11 +1005,14 @@ fn results_name_only_the_symbols_and_strategies_the_run_stores() {
         })
         .collect();
     assert_eq!(
-        refs.strategies.iter().cloned().collect::<BTreeSet<_>>(),
+        refs.strategies
+            .iter()
+            .map(|(id, v, _)| (id.clone(), *v))
+            .collect::<BTreeSet<_>>(),
         stored
     );
     o.references = Some(Arc::new(refs.clone()));
-    let symbols: BTreeSet<&str> = refs.symbols.iter().map(String::as_str).collect();
+    let symbols: BTreeSet<&str> = refs.symbols.iter().map(|s| s.0.as_str()).collect();
     for r in records(fam("signal"), 200, &o) {
         if !r.expect.is_valid() {
             continue;
@@ -1020,6 +1023,18 @@ fn results_name_only_the_symbols_and_strategies_the_run_stores() {
             v["strategy_version"].as_i64().unwrap() as i32,
         );
         assert!(stored.contains(&key), "signal #{} names {key:?}", r.index);
+        // ... one stored at an index up to its own (the topics are consumed side by side).
+        let at = refs
+            .strategies
+            .iter()
+            .find(|(id, v, _)| (id, *v) == (&key.0, key.1))
+            .map(|s| s.2)
+            .unwrap();
+        assert!(
+            at <= r.index.max(refs.strategies[0].2),
+            "signal #{} names #{at}",
+            r.index
+        );
         let symbol = v["symbol"].as_str().unwrap().trim().to_ascii_uppercase();
         assert!(
             symbols.contains(symbol.as_str()),
