@@ -83,7 +83,13 @@ pub async fn delete_topics(settings: &Settings, topics: &[String]) {
     for t in topics {
         names.push(t.clone());
         names.push(format!("{t}{}", settings.kafka.dlq_suffix));
+        names.push(format!("{t}{}", settings.enrichment.topic_suffix));
     }
+    delete_topics_only(settings, &names).await;
+}
+
+/// Deletes exactly these topics (best effort; a missing one is fine).
+pub async fn delete_topics_only(settings: &Settings, names: &[String]) {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let res = match admin(settings) {
         Ok(a) => a

@@ -166,6 +166,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub keep_topics: bool,
 
+    /// Also measure end to end with enrichment events on for every benchmarked family (in
+    /// `enrichment.format`), each repetition right after the same run with them off; "done" is
+    /// then when every row's event was acknowledged, and the table says what the events cost.
+    #[arg(long)]
+    pub enrichment: bool,
+
     /// Also write every measurement as JSON to this file (`-`: stdout, the table then goes to
     /// stderr).
     #[arg(long, value_name = "PATH")]
@@ -214,6 +220,9 @@ pub struct E2eRun {
     pub worker_cpu_total: f64,
     pub batches: i64,
     pub records_per_batch: f64,
+    /// With enrichment on: the events published and their bytes (payload and key).
+    pub events: Option<i64>,
+    pub event_bytes: Option<i64>,
     pub log: PathBuf,
 }
 
@@ -278,6 +287,15 @@ pub struct VariantSummary {
     pub ceiling_pg_cpu_secs: Option<Spread>,
     pub ceiling_parallel_pg_cpu_secs: Option<Spread>,
     pub records_per_batch: Option<Spread>,
+    /// With enrichment events on: rows/s, and its median over the median with them off (the
+    /// target is >= 0.75), what the events cost the broker and the worker, and their size.
+    pub enriched_rows_per_s: Option<Spread>,
+    pub enriched_ratio: Option<Spread>,
+    pub enriched_kafka_cpu_secs: Option<Spread>,
+    pub enriched_worker_cpu_secs: Option<Spread>,
+    pub enriched_pg_cpu_secs: Option<Spread>,
+    pub event_bytes_per_row: Option<Spread>,
+    pub event_mib: Option<Spread>,
     pub latency_rate: Option<f64>,
     pub latency_p50_ms: Option<Spread>,
     pub latency_p99_ms: Option<Spread>,
@@ -299,6 +317,8 @@ pub struct VariantReport {
     pub fill: kafka::Filled,
     pub copy_bytes: Option<u64>,
     pub e2e: Vec<E2eRun>,
+    /// The same runs with enrichment events on (`--enrichment`).
+    pub e2e_enriched: Vec<E2eRun>,
     pub ceiling: Vec<CeilingRun>,
     pub ceiling_parallel: Vec<CeilingRun>,
     pub latency: Vec<LatencyRun>,
@@ -680,6 +700,7 @@ impl Bench<'_> {
             copy_bytes: copy.as_ref().map(|c| c.bytes),
             fill,
             e2e: Vec::new(),
+            e2e_enriched: Vec::new(),
             ceiling: Vec::new(),
             ceiling_parallel: Vec::new(),
             latency: Vec::new(),
@@ -691,7 +712,7 @@ impl Bench<'_> {
                     self,
                     a.retries,
                     format!("[{}] e2e #{rep}", fmt.as_str()),
-                    self.e2e(fmt, rep, prefix, &v.fill)
+                    self.e2e(fmt, rep, prefix, &v.fill, false)
                 );
                 eprintln!(
                     "bench: [{}] e2e #{rep}: {:.1}s, {} rows/s (steady {} rows/s, first commit after {:.2}s), peak RSS {:.0} MiB, worker CPU {:.1}s",
@@ -704,6 +725,25 @@ impl Bench<'_> {
                     r.cpu.worker.unwrap_or(f64::NAN)
                 );
                 v.e2e.push(r);
+                if a.enrichment {
+                    let r = retried!(
+                        self,
+                        a.retries,
+                        format!("[{}] e2e with events #{rep}", fmt.as_str()),
+                        self.e2e(fmt, rep, prefix, &v.fill, true)
+                    );
+                    eprintln!(
+                        "bench: [{}] e2e with events #{rep}: {:.1}s, {} rows/s, {} events ({:.0} MiB), worker CPU {:.1}s, broker CPU {:.1}s",
+                        fmt.as_str(),
+                        r.secs,
+                        thousands(r.rows_per_s),
+                        r.events.unwrap_or(0),
+                        r.event_bytes.unwrap_or(0) as f64 / MIB / MIB,
+                        r.cpu.worker.unwrap_or(f64::NAN),
+                        r.cpu.kafka.unwrap_or(f64::NAN)
+                    );
+                    v.e2e_enriched.push(r);
+                }
             }
             if let Some(data) = &copy {
                 let parallel = a.partitions.max(1) as usize;
@@ -782,13 +822,20 @@ impl Bench<'_> {
         prefix: &str,
         group: &str,
         log: &Path,
+        enriched: bool,
     ) -> anyhow::Result<WorkerGuard> {
         let exe = std::env::current_exe().context("cannot find the esurio binary")?;
         let file = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let topics: Vec<&str> = self.families.iter().map(|f| f.name).collect();
+        let families = if enriched {
+            topics.join(",")
+        } else {
+            String::new()
+        };
         let child = Command::new(exe)
             .args(["run", "--exit-when-idle", "2s"])
+            .env("ESURIO__ENRICHMENT__FAMILIES", families)
             .env("ESURIO__DATABASE__URL", &db.url)
             .env("ESURIO__KAFKA__BROKERS", &self.settings.kafka.brokers)
             .env("ESURIO__KAFKA__TOPIC_PREFIX", prefix)
@@ -898,10 +945,21 @@ impl Bench<'_> {
         rep: usize,
         prefix: &str,
         fill: &kafka::Filled,
+        enriched: bool,
     ) -> anyhow::Result<E2eRun> {
-        let db = BenchDb::create(self.settings, &self.db_name(fmt, "e2e", rep)).await?;
-        let res = self.e2e_on(&db, fmt, rep, prefix, fill).await;
+        let what = if enriched { "e2e_events" } else { "e2e" };
+        let db = BenchDb::create(self.settings, &self.db_name(fmt, what, rep)).await?;
+        let res = self.e2e_on(&db, fmt, rep, prefix, fill, enriched).await;
         db.drop().await;
+        if enriched {
+            // Each run publishes its own events; the next starts from an empty topic.
+            let names: Vec<String> = self
+                .topics(prefix)
+                .iter()
+                .map(|t| format!("{t}{}", self.settings.enrichment.topic_suffix))
+                .collect();
+            kafka::delete_topics_only(self.settings, &names).await;
+        }
         res
     }
 
@@ -912,9 +970,11 @@ impl Bench<'_> {
         rep: usize,
         prefix: &str,
         fill: &kafka::Filled,
+        enriched: bool,
     ) -> anyhow::Result<E2eRun> {
-        let label = format!("[{}] e2e #{rep}", fmt.as_str());
-        let group = self.group(fmt, "e2e", rep);
+        let what = if enriched { "e2e_events" } else { "e2e" };
+        let label = format!("[{}] {what} #{rep}", fmt.as_str());
+        let group = self.group(fmt, what, rep);
         let client = db.connect().await?;
         let log = self
             .log_dir
@@ -923,10 +983,24 @@ impl Bench<'_> {
         let cpu0 = CpuSnapshot::take(None);
         let wall0 = chrono::Utc::now();
         let t0 = Instant::now();
-        let mut w = self.spawn_worker(db, prefix, &group, &log)?;
-        let seen = self
+        let mut w = self.spawn_worker(db, prefix, &group, &log, enriched)?;
+        let mut seen = self
             .watch(&mut w, &client, &group, fill.records as i64, &log, &label)
             .await;
+        let mut events = None;
+        if enriched && seen.is_ok() {
+            // Done when every row's event was acknowledged (each row has one event).
+            let r = self
+                .watch_events(&mut w, &client, fill.total_rows as i64, &log, &label)
+                .await;
+            match r {
+                Ok((watched, n, bytes)) => {
+                    seen = Ok(watched);
+                    events = Some((n, bytes));
+                }
+                Err(e) => seen = Err(e),
+            }
+        }
         let waits = sampler.stop().await;
         let seen = seen?;
         let (hwm, worker_cpu_total) = self.wait_exit(&mut w, &log, &label).await?;
@@ -955,8 +1029,59 @@ impl Bench<'_> {
             worker_cpu_total,
             batches: bs.batches,
             records_per_batch: bs.records as f64 / (bs.batches.max(1) as f64),
+            events: events.map(|e| e.0),
+            event_bytes: events.map(|e| e.1),
             log,
         })
+    }
+
+    /// After the rows: polls until the enrichment cursors counted `target` events.
+    async fn watch_events(
+        &self,
+        w: &mut WorkerGuard,
+        client: &Client,
+        target: i64,
+        log: &Path,
+        label: &str,
+    ) -> anyhow::Result<(Watched, i64, i64)> {
+        let mut last = (0i64, Instant::now());
+        loop {
+            let row = client
+                .query_one(
+                    "SELECT coalesce(sum(events), 0)::bigint, coalesce(sum(bytes), 0)::bigint FROM enrichment_cursor",
+                    &[],
+                )
+                .await?;
+            let (n, bytes): (i64, i64) = (row.get(0), row.get(1));
+            if n >= target {
+                let cpu_done = CpuSnapshot::take(Some(w.pid()));
+                return Ok((
+                    Watched {
+                        done: Instant::now(),
+                        cpu_done,
+                    },
+                    n,
+                    bytes,
+                ));
+            }
+            if n != last.0 {
+                last = (n, Instant::now());
+            }
+            if let Some(status) = w.child().try_wait()? {
+                bail!(
+                    "{label}: the worker exited ({status}) after publishing {n} of {target} events; log {}:\n{}",
+                    log.display(),
+                    tail(log, 30)
+                );
+            }
+            if last.1.elapsed() > self.args.stall_timeout {
+                bail!(
+                    "{label}: no event published for {:?} at {n} of {target}",
+                    self.args.stall_timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     async fn ceiling(
@@ -1086,7 +1211,7 @@ impl Bench<'_> {
             .log_dir
             .join(format!("{}-lat{rep}-{}.log", fmt.as_str(), self.uniq()));
         let producer = Arc::new(kafka::producer(self.settings, topics, false)?);
-        let mut w = self.spawn_worker(db, prefix, &group, &log)?;
+        let mut w = self.spawn_worker(db, prefix, &group, &log, false)?;
         {
             let (p, t) = (producer.clone(), topics.to_vec());
             tokio::task::spawn_blocking(move || {
@@ -1222,6 +1347,22 @@ fn summarize(v: &VariantReport) -> VariantSummary {
         _ => None,
     };
     let ratio = ratio_to(ceiling, c);
+    let en = &v.e2e_enriched;
+    let enriched = Spread::of(en.iter().map(|r| r.rows_per_s));
+    let enriched_ratio = match (enriched, e2e) {
+        (Some(on), Some(off)) => {
+            let per_rep: Vec<f64> = en
+                .iter()
+                .zip(e)
+                .map(|(x, y)| x.rows_per_s / y.rows_per_s)
+                .collect();
+            Spread::of(per_rep.iter().copied()).map(|s| Spread {
+                median: on.median / off.median,
+                ..s
+            })
+        }
+        _ => None,
+    };
     let ratio_parallel = ratio_to(ceiling_parallel, &v.ceiling_parallel);
     VariantSummary {
         e2e_rows_per_s: e2e,
@@ -1241,6 +1382,19 @@ fn summarize(v: &VariantReport) -> VariantSummary {
             v.ceiling_parallel.iter().filter_map(|r| r.cpu.pg),
         ),
         records_per_batch: Spread::of(e.iter().map(|r| r.records_per_batch)),
+        enriched_rows_per_s: enriched,
+        enriched_ratio,
+        enriched_kafka_cpu_secs: Spread::of(en.iter().filter_map(|r| r.cpu.kafka)),
+        enriched_worker_cpu_secs: Spread::of(en.iter().filter_map(|r| r.cpu.worker)),
+        enriched_pg_cpu_secs: Spread::of(en.iter().filter_map(|r| r.cpu.pg)),
+        event_bytes_per_row: Spread::of(
+            en.iter()
+                .filter_map(|r| Some(r.event_bytes? as f64 / (r.events?.max(1)) as f64)),
+        ),
+        event_mib: Spread::of(
+            en.iter()
+                .filter_map(|r| Some(r.event_bytes? as f64 / MIB / MIB)),
+        ),
         latency_rate: v.summary.latency_rate,
         latency_p50_ms: Spread::of(l.iter().map(|r| r.p50_ms)),
         latency_p99_ms: Spread::of(l.iter().map(|r| r.p99_ms)),
@@ -1387,6 +1541,49 @@ fn summary_table(r: &Report) -> String {
         row(
             "other CPU during e2e, s".into(),
             s.other_cpu_secs,
+            1,
+            "",
+            None,
+        );
+        row(
+            "end-to-end rows/s, events on".into(),
+            s.enriched_rows_per_s,
+            0,
+            "",
+            None,
+        );
+        row(
+            "events on / off".into(),
+            s.enriched_ratio,
+            2,
+            ">= 0.75",
+            s.enriched_ratio.map(|r| r.median >= 0.75),
+        );
+        row(
+            "event bytes per row (events on)".into(),
+            s.event_bytes_per_row,
+            0,
+            "",
+            None,
+        );
+        row("events, MiB (events on)".into(), s.event_mib, 0, "", None);
+        row(
+            "worker CPU, s (events on)".into(),
+            s.enriched_worker_cpu_secs,
+            1,
+            "",
+            None,
+        );
+        row(
+            "PostgreSQL CPU, s (events on)".into(),
+            s.enriched_pg_cpu_secs,
+            1,
+            "",
+            None,
+        );
+        row(
+            "Kafka broker CPU, s (events on)".into(),
+            s.enriched_kafka_cpu_secs,
             1,
             "",
             None,
