@@ -114,3 +114,104 @@ impl Family for SentimentUpdate {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Payload;
+    use crate::records::family;
+
+    fn run(json: serde_json::Value) -> Result<StagedRows, crate::records::RecordError> {
+        let f = family("sentiment_update").unwrap();
+        let ctx = Ctx::new(
+            std::time::Duration::from_secs(300),
+            std::time::Duration::from_secs(86400 * 365),
+        );
+        let l = Lineage {
+            topic: "t",
+            partition: 0,
+            offset: 1,
+            timestamp: None,
+        };
+        let bytes = serde_json::to_vec(&json).unwrap();
+        let mut out = StagedRows::new(f.tables.len());
+        (f.process)(Payload::Json(&bytes), &ctx, &l, &mut out).map(|()| out)
+    }
+
+    fn update() -> serde_json::Value {
+        serde_json::json!({"target": "News_Article", "key": "6f1c7a52-1111-5222-8333-444455556666",
+            "sentiment_score": -0.25, "model": " kw-sentiment ", "model_version": "1",
+            "inputs": ["news_article:0:12:3"], "computed_at": Utc::now().to_rfc3339()})
+    }
+
+    #[test]
+    fn an_update_is_validated_and_staged() {
+        let w: SentimentUpdateWire = serde_json::from_value(update()).unwrap();
+        let ctx = Ctx::new(
+            std::time::Duration::from_secs(300),
+            std::time::Duration::from_secs(86400 * 365),
+        );
+        let u = SentimentUpdate::parse(w, &ctx).unwrap();
+        assert_eq!(u.target, "news_article");
+        assert_eq!(u.model, "kw-sentiment");
+        assert_eq!(u.inputs, ["news_article:0:12:3"]);
+        assert_eq!(run(update()).unwrap().buffers[0].rows(), 1);
+        let mut no_inputs = update();
+        no_inputs.as_object_mut().unwrap().remove("inputs");
+        assert!(run(no_inputs).is_ok(), "inputs are optional");
+    }
+
+    #[test]
+    fn an_avro_update_reads_like_a_json_one() {
+        use apache_avro::types::Value as A;
+        let f = family("sentiment_update").unwrap();
+        let schema = apache_avro::Schema::parse_str(f.avro_schema).unwrap();
+        let mut r = apache_avro::types::Record::new(&schema).unwrap();
+        r.put("target", "social_post");
+        r.put("key", "6f1c7a52-1111-5222-8333-444455556666");
+        r.put("sentiment_score", 0.5f64);
+        r.put("model", "kw");
+        r.put("model_version", "1");
+        r.put("inputs", A::Array(vec![A::String("batch:7".into())]));
+        r.put(
+            "computed_at",
+            A::TimestampMicros(Utc::now().timestamp_micros()),
+        );
+        let value: A = r.into();
+        assert!(value.validate(&schema));
+        let ctx = Ctx::new(
+            std::time::Duration::from_secs(300),
+            std::time::Duration::from_secs(86400 * 365),
+        );
+        let l = Lineage {
+            topic: "t",
+            partition: 0,
+            offset: 1,
+            timestamp: None,
+        };
+        let mut out = StagedRows::new(1);
+        (f.process)(Payload::Avro(value), &ctx, &l, &mut out).unwrap();
+        assert_eq!(out.buffers[0].rows(), 1);
+    }
+
+    #[test]
+    fn a_bad_update_gets_its_reason() {
+        let with = |k: &str, v: serde_json::Value| {
+            let mut u = update();
+            u[k] = v;
+            run(u).unwrap_err().reason()
+        };
+        assert_eq!(with("target", "insight".into()), "unknown_enum_value");
+        assert_eq!(with("key", "article 12".into()), "invalid_format");
+        assert_eq!(with("sentiment_score", 1.01.into()), "out_of_range");
+        assert_eq!(with("model", "  ".into()), "missing_field");
+        assert_eq!(
+            with("inputs", serde_json::json!(["news_article:0:12"])),
+            "invalid_input_ref"
+        );
+        assert_eq!(with("computed_at", "soon".into()), "invalid_timestamp");
+        let mut u = update();
+        u.as_object_mut().unwrap().remove("key");
+        assert_eq!(run(u).unwrap_err().reason(), "missing_field");
+    }
+}
