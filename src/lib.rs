@@ -12,7 +12,8 @@
 //!   valid struct, and its COPY rows.
 //! - [`batch`]: a partition's records between two writes, cut by rows, bytes and linger time.
 //! - [`sink`]: the pool, binary COPY into staging, merge with duplicate detection, quarantine and the
-//!   offset compare-and-set, in one transaction per batch; migrations.
+//!   offset compare-and-set, in one transaction per batch; the ML write-back (reference checks,
+//!   updates, tombstone deletes: `sink::writeback`); migrations.
 //! - [`publish`]: after commit: the dead-letter relay.
 //! - [`admin`]: operator commands: `esurio offsets list | reset` (stored offsets against the
 //!   broker, audited resets).

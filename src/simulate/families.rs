@@ -6,7 +6,7 @@
 //! carry a number no JSON can spell; an Avro record cannot omit a required field but can carry NaN).
 //! The unit tests run every defect through the real decoder and validator.
 
-use super::gen::{base36, Env};
+use super::gen::{base36, Env, References};
 use super::universe::*;
 use super::wire::{Rec, TsStyle, V};
 use crate::records::Reason as R;
@@ -1819,9 +1819,26 @@ impl Feature {
                 Kind::Nul(&["name", "model_version"]),
             ),
             d(R::NonFinite, On::Avro, Kind::NonFinite(&["value"])),
+            d(R::InvalidInputRef, On::Both, Kind::Custom(bad_inputs)),
         ];
         defects.extend(ts_defects("ts"));
         Self { defects }
+    }
+}
+
+/// The version of the strategy record at index `i` (see [`Strategy`]'s build).
+pub(crate) fn strategy_version(i: u64) -> i32 {
+    (i % VERSIONS_PER_STRATEGY) as i32 + 1
+}
+
+/// A symbol for a result to name: one the run's market data stores when it has any (the worker
+/// quarantines results about unknown symbols), else one of the universe.
+fn result_symbol(i: u64, rng: &mut ChaCha8Rng, env: &Env) -> String {
+    match env.references.as_deref() {
+        Some(r) if !r.symbols.is_empty() => pick(rng, References::up_to(&r.symbols, i, |s| s.1))
+            .0
+            .clone(),
+        _ => instrument_symbol(rng).to_owned(),
     }
 }
 
@@ -1834,9 +1851,43 @@ fn instrument_symbol(rng: &mut ChaCha8Rng) -> &'static str {
     }
 }
 
+/// A result's inputs: a few well-formed enrichment event ids of the market data topics (the
+/// worker checks their form, not that they resolve).
+fn result_inputs(rng: &mut ChaCha8Rng) -> V {
+    V::Arr(
+        (0..rng.gen_range(0..4))
+            .map(|_| {
+                V::Str(format!(
+                    "{}:{}:{}:{}",
+                    pick(rng, &["market_data", "crypto_data", "news_article"]),
+                    rng.gen_range(0..4),
+                    rng.gen_range(0..100_000),
+                    rng.gen_range(1..10_000)
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// An `inputs` element that is neither an event id nor a batch id (`invalid_input_ref`).
+fn bad_inputs(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
+    let bad = *pick(
+        rng,
+        &[
+            "market_data:0:12",
+            "batch:",
+            "news article:0:1:2",
+            "market_data:-1:5:3",
+            "row 17",
+        ],
+    );
+    rec.set("inputs", V::Arr(vec![V::s("market_data:0:1:1"), V::s(bad)]));
+}
+
 impl Builder for Feature {
     fn build(&mut self, i: u64, rng: &mut ChaCha8Rng, env: &Env) -> Base {
-        let entity = instrument_symbol(rng);
+        let entity = result_symbol(i, rng, env);
+        let entity = entity.as_str();
         let name = *pick(rng, FEATURE_NAMES);
         let value = match name {
             "rsi_14" => round_dp(rng.gen_range(5.0..95.0), 4),
@@ -1855,7 +1906,12 @@ impl Builder for Feature {
             .put("name", V::Str(name_text))
             .put("ts", key_ts(env.ts(i), 0, rng))
             .put("value", V::F64(value))
-            .put("model_version", V::s(*pick(rng, MODEL_VERSIONS)));
+            .put("model_version", V::s(*pick(rng, MODEL_VERSIONS)))
+            .put(
+                "model",
+                V::opt(rng.gen_bool(0.7).then(|| V::s("esurio-sim-features"))),
+            )
+            .put("inputs", result_inputs(rng));
         Base {
             rec: r,
             key: entity.as_bytes().to_vec(),
@@ -1926,6 +1982,7 @@ impl Insight {
                 Kind::F64s("confidence", &[1.5, -0.1, 100.0]),
             ),
             d(R::NonFinite, On::Avro, Kind::NonFinite(&["confidence"])),
+            d(R::InvalidInputRef, On::Both, Kind::Custom(bad_inputs)),
         ];
         defects.extend(ts_defects("generated_at"));
         Self { defects }
@@ -1939,7 +1996,8 @@ impl Builder for Insight {
             format!("esurio-simulate:insight:{}:{}:{i}", env.seed, env.base_secs).as_bytes(),
         );
         let kind = *pick(rng, INSIGHT_KINDS);
-        let symbol = rng.gen_bool(0.8).then(|| instrument_symbol(rng));
+        let symbol = rng.gen_bool(0.8).then(|| result_symbol(i, rng, env));
+        let symbol = symbol.as_deref();
         let about = symbol.unwrap_or("the market");
         let title = match kind {
             "anomaly" => format!(
@@ -1983,7 +2041,12 @@ impl Builder for Insight {
             .put("body", V::opt(body.map(V::Str)))
             .put("confidence", V::F64(round_dp(rng.gen_range(0.0..=1.0), 3)))
             .put("generated_at", any_ts(env.ts(i), 0, rng))
-            .put("model", V::s(*pick(rng, INSIGHT_MODELS)));
+            .put("model", V::s(*pick(rng, INSIGHT_MODELS)))
+            .put(
+                "model_version",
+                V::opt(rng.gen_bool(0.7).then(|| V::s(*pick(rng, MODEL_VERSIONS)))),
+            )
+            .put("inputs", result_inputs(rng));
         Base {
             rec: r,
             key: symbol.unwrap_or(kind).as_bytes().to_vec(),
@@ -2057,6 +2120,7 @@ impl Strategy {
             ),
             d(R::InvalidText, On::Both, Kind::Custom(params_nul)),
             d(R::InvalidFormat, On::Both, Kind::Custom(params_not_object)),
+            d(R::InvalidInputRef, On::Both, Kind::Custom(bad_inputs)),
         ];
         defects.extend(ts_defects("created_at"));
         Self {
@@ -2073,7 +2137,7 @@ impl Strategy {
 impl Builder for Strategy {
     fn build(&mut self, i: u64, rng: &mut ChaCha8Rng, env: &Env) -> Base {
         let block = i / VERSIONS_PER_STRATEGY;
-        let version = (i % VERSIONS_PER_STRATEGY) as i32 + 1;
+        let version = strategy_version(i);
         let (slug, display) = STRATEGIES[(block % STRATEGIES.len() as u64) as usize];
         let id = strategy_id(&self.tag, block);
         let universe: Vec<&str> = (0..rng.gen_range(1..6))
@@ -2106,7 +2170,16 @@ impl Builder for Strategy {
             )
             .put("description", V::opt(description.map(V::Str)))
             .put("parameters", V::Json(params))
-            .put("created_at", any_ts(env.ts(i), 0, rng));
+            .put("created_at", any_ts(env.ts(i), 0, rng))
+            .put(
+                "model",
+                V::opt(rng.gen_bool(0.5).then(|| V::s("esurio-sim-optimizer"))),
+            )
+            .put(
+                "model_version",
+                V::opt(rng.gen_bool(0.5).then(|| V::s(*pick(rng, MODEL_VERSIONS)))),
+            )
+            .put("inputs", result_inputs(rng));
         Base {
             rec: r,
             key: id.into_bytes(),
@@ -2181,6 +2254,7 @@ impl Signal {
                 On::Avro,
                 Kind::NonFinite(&["strength", "confidence"]),
             ),
+            d(R::InvalidInputRef, On::Both, Kind::Custom(bad_inputs)),
         ];
         defects.extend(ts_defects("ts"));
         Self {
@@ -2196,19 +2270,28 @@ impl Signal {
 
 impl Builder for Signal {
     fn build(&mut self, i: u64, rng: &mut ChaCha8Rng, env: &Env) -> Base {
-        let block = rng.gen_range(0..12);
-        let symbol = instrument_symbol(rng);
+        // A strategy version the run stores when it has any (the worker quarantines signals of
+        // unknown strategies), else one of the first twelve strategies' versions.
+        let (strategy, version) = match env.references.as_deref() {
+            Some(r) if !r.strategies.is_empty() => {
+                let (id, v, _) = pick(rng, References::up_to(&r.strategies, i, |s| s.2));
+                (id.clone(), *v)
+            }
+            _ => (
+                strategy_id(&self.tag, rng.gen_range(0..12)),
+                rng.gen_range(1..=VERSIONS_PER_STRATEGY as i32),
+            ),
+        };
+        let symbol = result_symbol(i, rng, env);
+        let symbol = symbol.as_str();
         let direction = match rng.gen_range(0..20) {
             0..=8 => "long",
             9..=15 => "short",
             _ => "flat",
         };
         let mut r = Rec::with_capacity(8);
-        r.put("strategy_id", V::Str(strategy_id(&self.tag, block)))
-            .put(
-                "strategy_version",
-                V::Int(rng.gen_range(1..=VERSIONS_PER_STRATEGY as i32)),
-            )
+        r.put("strategy_id", V::Str(strategy))
+            .put("strategy_version", V::Int(version))
             .put("symbol", V::Str(sloppy_code(symbol, rng)))
             .put("ts", key_ts(env.ts(i), 0, rng))
             .put("direction", V::s(direction))
@@ -2226,7 +2309,16 @@ impl Builder for Signal {
                     rng.gen_bool(0.7)
                         .then(|| V::Long(*pick(rng, &[60, 300, 3600, 14_400, 86_400, 604_800]))),
                 ),
-            );
+            )
+            .put(
+                "model",
+                V::opt(rng.gen_bool(0.6).then(|| V::s("esurio-sim-signals"))),
+            )
+            .put(
+                "model_version",
+                V::opt(rng.gen_bool(0.6).then(|| V::s(*pick(rng, MODEL_VERSIONS)))),
+            )
+            .put("inputs", result_inputs(rng));
         Base {
             rec: r,
             key: symbol.as_bytes().to_vec(),

@@ -30,7 +30,7 @@ mod tests;
 
 pub use gen::{
     applicable_reasons, base36, default_base_time, generate, rotation, Expect, GenOptions,
-    Generator, SimFormat, SimRecord, WireFormat, BOGUS_SCHEMA_ID, TOO_LARGE_EVERY,
+    Generator, References, SimFormat, SimRecord, WireFormat, BOGUS_SCHEMA_ID, TOO_LARGE_EVERY,
     TOO_LARGE_MAX_LIMIT,
 };
 pub use spider::{kinds, policy, Effect, Outcome, Policy, Spider, CONFLICTING_DUPLICATE};
@@ -297,6 +297,12 @@ impl Plan {
         };
         let mut families: Vec<&'static FamilySpec> = Vec::new();
         for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            // Updates need rows to exist: the simulator leaves them to the model services (the
+            // configured topics list sentiment_update by default).
+            if args.topics.is_empty() && crate::records::UPDATE_FAMILIES.iter().any(|f| f.name == n)
+            {
+                continue;
+            }
             let f = crate::records::family(n).with_context(|| {
                 format!(
                     "{n:?} is not a record family (known: {})",
@@ -355,6 +361,19 @@ impl Plan {
         opts.max_future = v.max_future;
         opts.max_past = v.max_past;
         opts.partition_max_past = settings.database.partition_max_past;
+        if families
+            .iter()
+            .any(|f| matches!(f.name, "feature" | "insight" | "signal"))
+        {
+            // Which records are valid, and their keys, do not depend on the encoding.
+            let mut json = opts.clone();
+            json.format = SimFormat::Json;
+            opts.references = Some(std::sync::Arc::new(References::of_run(
+                &families,
+                args.records,
+                &json,
+            )?));
+        }
         for f in &families {
             let worker = settings.format_for(f.name);
             let ok = matches!(
@@ -591,21 +610,62 @@ fn produce_all(
         done: AtomicU64::new(0),
         started: Instant::now(),
     };
-    let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map_or(2, usize::from)
         .min(plan.families.len())
         .max(1);
     let results: Mutex<Vec<(usize, Tally)>> = Mutex::new(Vec::new());
+    // Results (features, insights, signals) name symbols and strategies the other families store:
+    // they are produced after those, as model services write back after the data arrived, so that
+    // a worker consuming meanwhile finds what they name (see `References`).
+    let is_result = |f: &FamilySpec| matches!(f.name, "feature" | "insight" | "signal");
+    let phases: [Vec<usize>; 2] = [
+        (0..plan.families.len())
+            .filter(|k| !is_result(plan.families[*k]))
+            .collect(),
+        (0..plan.families.len())
+            .filter(|k| is_result(plan.families[*k]))
+            .collect(),
+    ];
+    for (n, phase) in phases.iter().enumerate() {
+        if phase.is_empty() {
+            continue;
+        }
+        if n > 0 {
+            if let Some(p) = producer {
+                p.flush(Duration::from_secs(60))
+                    .context("flushing the records the results refer to")?;
+            }
+        }
+        produce_phase(
+            settings, plan, producer, phase, workers, &progress, &results,
+        )?;
+    }
+    finish(plan, results, &progress, producer)
+}
+
+/// Generates (and produces) the families `phase` (indexes into `plan.families`) on `workers`
+/// threads.
+fn produce_phase(
+    settings: &Settings,
+    plan: &Plan,
+    producer: Option<&ThreadedProducer<Delivery>>,
+    phase: &[usize],
+    workers: usize,
+    progress: &Progress,
+    results: &Mutex<Vec<(usize, Tally)>>,
+) -> anyhow::Result<()> {
+    let next = AtomicUsize::new(0);
     std::thread::scope(|s| -> anyhow::Result<()> {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| -> anyhow::Result<()> {
                     loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(f) = plan.families.get(k) else {
+                        let j = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&k) = phase.get(j) else {
                             return Ok(());
                         };
+                        let f = plan.families[k];
                         let topic = settings.topic(f.name);
                         let mut tally = Tally::default();
                         tally.t.topic.clone_from(&topic);
@@ -631,7 +691,16 @@ fn produce_all(
             }
         }
         Ok(())
-    })?;
+    })
+}
+
+/// The summary of what [`produce_all`] generated.
+fn finish(
+    plan: &Plan,
+    results: Mutex<Vec<(usize, Tally)>>,
+    progress: &Progress,
+    producer: Option<&ThreadedProducer<Delivery>>,
+) -> anyhow::Result<Summary> {
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_by_key(|(k, _)| *k);
     let mut summary = Summary::new(&plan.opts, plan.records);

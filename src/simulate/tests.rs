@@ -982,3 +982,76 @@ fn realism_summary_states_history_and_final_rows() {
     assert!(p.history.values().all(|n| *n == 0));
     assert_eq!(p.history.len(), 12);
 }
+
+#[test]
+fn results_name_only_the_symbols_and_strategies_the_run_stores() {
+    let fam = |n: &str| crate::records::family(n).unwrap();
+    let mut o = opts(5, SimFormat::Json, 0.2);
+    o.realism = 0.3;
+    let sources = [fam("market_data"), fam("crypto_data"), fam("strategy")];
+    let refs = References::of_run(&sources, 200, &o).unwrap();
+    assert!(!refs.symbols.is_empty() && !refs.strategies.is_empty());
+    // Every strategy version it lists is a valid strategy record of the run.
+    let stored: BTreeSet<(String, i32)> = records(fam("strategy"), 200, &o)
+        .into_iter()
+        .filter(|r| r.expect.is_valid())
+        .map(|r| {
+            let v: serde_json::Value =
+                serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+            (
+                v["strategy_id"].as_str().unwrap().to_owned(),
+                v["version"].as_i64().unwrap() as i32,
+            )
+        })
+        .collect();
+    assert_eq!(
+        refs.strategies
+            .iter()
+            .map(|(id, v, _)| (id.clone(), *v))
+            .collect::<BTreeSet<_>>(),
+        stored
+    );
+    o.references = Some(Arc::new(refs.clone()));
+    let symbols: BTreeSet<&str> = refs.symbols.iter().map(|s| s.0.as_str()).collect();
+    for r in records(fam("signal"), 200, &o) {
+        if !r.expect.is_valid() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+        let key = (
+            v["strategy_id"].as_str().unwrap().to_owned(),
+            v["strategy_version"].as_i64().unwrap() as i32,
+        );
+        assert!(stored.contains(&key), "signal #{} names {key:?}", r.index);
+        // ... one stored at an index up to its own (the topics are consumed side by side).
+        let at = refs
+            .strategies
+            .iter()
+            .find(|(id, v, _)| (id, *v) == (&key.0, key.1))
+            .map(|s| s.2)
+            .unwrap();
+        assert!(
+            at <= r.index.max(refs.strategies[0].2),
+            "signal #{} names #{at}",
+            r.index
+        );
+        let symbol = v["symbol"].as_str().unwrap().trim().to_ascii_uppercase();
+        assert!(
+            symbols.contains(symbol.as_str()),
+            "signal #{} names {symbol}",
+            r.index
+        );
+    }
+    for r in records(fam("feature"), 200, &o) {
+        if r.expect.is_valid() {
+            let v: serde_json::Value =
+                serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+            let entity = v["entity"].as_str().unwrap().trim().to_ascii_uppercase();
+            assert!(
+                symbols.contains(entity.as_str()),
+                "feature #{} names {entity}",
+                r.index
+            );
+        }
+    }
+}

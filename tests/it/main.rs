@@ -12,3 +12,4 @@ mod partitions;
 mod pipeline;
 mod realdata;
 mod stray;
+mod writeback;
