@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0006_quarantine_identity.sql",
         include_str!("../../sql/migrations/0006_quarantine_identity.sql"),
     ),
+    (
+        7,
+        "0007_enrichment.sql",
+        include_str!("../../sql/migrations/0007_enrichment.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key migrators agree on.

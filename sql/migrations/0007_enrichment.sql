@@ -1,0 +1,52 @@
+-- 0007_enrichment.sql: enrichment events, published after commit (src/enrich).
+--
+-- Design choices
+-- * No outbox of event payloads: the committed rows themselves are the source of truth. A batch's
+--   rows all carry ingested_at = now() of the batch's transaction (inserted rows by default,
+--   revised rows by revise_update.sql), and the batch's audit row records the same instant as
+--   started_at. So "the rows batch B wrote" is: the family's table, WHERE ingested_at =
+--   B.started_at AND the row's lineage lies in B's offset range. A rolled-back batch has no audit
+--   row and no rows, so it never yields an event; an identical replay writes no row, so it yields
+--   none either.
+-- * enrichment_cursor says, per (consumer group, topic, partition), the last ingest_batches.id
+--   whose events the broker acknowledged. Within one partition ids are in commit order: every batch
+--   first moves the partition's consumed_offsets row (a compare-and-set that holds its row lock until
+--   COMMIT), so the next batch of the partition cannot take its id before this one committed. Across
+--   partitions they are not, which is why the cursor is per partition and never global.
+-- * The relay claims cursor rows FOR UPDATE SKIP LOCKED: one relay per partition at a time, any
+--   worker's; a killed relay's lock goes with its connection.
+-- * ingested_at indexes: how the relay (and `esurio lineage`) finds a batch's rows. All rows of one
+--   batch share the key, so the btree deduplicates them into posting lists, and new keys go to the
+--   rightmost leaf: cheap to maintain on the hot path. They also serve "what arrived since T".
+
+ALTER TABLE ingest_batches ADD COLUMN started_at timestamptz NOT NULL DEFAULT now();
+COMMENT ON COLUMN ingest_batches.started_at IS
+    'now() of the batch transaction: the ingested_at of every row the batch wrote (the enrichment relay and lineage find them by it).';
+-- the relay: a partition's batches after its cursor, in id order.
+CREATE INDEX ingest_batches_relay_idx ON ingest_batches (consumer_group, topic, partition, id);
+
+CREATE TABLE enrichment_cursor (
+    consumer_group  text        NOT NULL,
+    topic           text        NOT NULL,
+    partition       int         NOT NULL,
+    after_batch_id  bigint      NOT NULL,
+    events          bigint      NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT enrichment_cursor_pkey PRIMARY KEY (consumer_group, topic, partition),
+    CONSTRAINT enrichment_cursor_after_nonneg CHECK (after_batch_id >= 0)
+);
+COMMENT ON TABLE enrichment_cursor IS
+    'Enrichment relay position per partition: events of every batch with id <= after_batch_id were acknowledged by the broker; events counts them.';
+
+DO $do$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['market_data', 'crypto_data', 'order_book', 'news_article',
+                             'news_entity', 'social_post', 'social_entity', 'economic_indicator',
+                             'supply_chain_metric', 'earnings_event', 'sec_filing', 'feature',
+                             'insight', 'strategy', 'signal'] LOOP
+        EXECUTE format('CREATE INDEX %I ON %I (ingested_at)', t || '_ingested_at_idx', t);
+    END LOOP;
+END
+$do$;
