@@ -24,7 +24,8 @@ use tokio_postgres::Client;
 
 const ROW_BY_KEY: &str = include_str!("../../sql/lineage/row_by_key.sql");
 const HISTORY_BY_KEY: &str = include_str!("../../sql/lineage/history_by_key.sql");
-const ROWS_BY_SOURCE: &str = include_str!("../../sql/lineage/rows_by_source.sql");
+const ROWS_BY_EVENT: &str = include_str!("../../sql/lineage/rows_by_event.sql");
+const ROWS_BY_POSITION: &str = include_str!("../../sql/lineage/rows_by_position.sql");
 const BATCHES: &str = include_str!("../../sql/lineage/batches.sql");
 
 /// `esurio lineage --help`: what it walks, and how a key is written.
@@ -275,6 +276,8 @@ struct BatchInfo {
     records: i32,
     rows_inserted: i32,
     committed_at: chrono::DateTime<chrono::Utc>,
+    /// The `ingested_at` of every row the batch wrote.
+    started_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// How a node was reached and what became of it.
@@ -415,8 +418,9 @@ impl Node {
     /// What identifies the row across the tree (for repeats and cycles).
     fn identity(&self) -> Option<String> {
         Some(format!(
-            "{}|{}|{}",
+            "{}|{}|{}|{}",
             self.family?,
+            self.key_text(),
             self.lineage.as_ref()?,
             self.state.as_deref().unwrap_or("")
         ))
@@ -541,6 +545,8 @@ fn render(node: &Node) -> String {
     out
 }
 
+type Timestamp = chrono::DateTime<chrono::Utc>;
+
 /// A row read by a lineage statement.
 struct Found {
     row: Value,
@@ -612,46 +618,67 @@ impl Walker<'_> {
                     records: r.get(5),
                     rows_inserted: r.get(6),
                     committed_at: r.get(7),
+                    started_at: r.get(8),
                 };
                 (b.id, b)
             })
             .collect())
     }
 
-    /// Rows written from these positions of one family's topic, current and in history.
+    /// Rows of one family written from these positions, current and in history: by the batch that
+    /// wrote them where its audit row names its `started_at`, by position alone otherwise. Each
+    /// comes with the `started_at` it was found by (`None`: by position).
     async fn by_source(
         &self,
         target: Target,
-        positions: &[(String, i32, i64)],
-    ) -> anyhow::Result<Vec<(Lineage, chrono::DateTime<chrono::Utc>, Found)>> {
-        let topics: Vec<&str> = positions.iter().map(|p| p.0.as_str()).collect();
-        let parts: Vec<i32> = positions.iter().map(|p| p.1).collect();
-        let offsets: Vec<i64> = positions.iter().map(|p| p.2).collect();
+        positions: &[(String, i32, i64, Option<Timestamp>)],
+    ) -> anyhow::Result<Vec<(Lineage, Option<Timestamp>, Found)>> {
         let mut out = Vec::new();
-        let mut stmts = vec![target.sql(ROWS_BY_SOURCE, false)];
-        if target.history {
-            stmts.push(target.sql(ROWS_BY_SOURCE, true));
-        }
-        for sql in stmts {
-            let rows = self
-                .client
-                .query(&sql, &[&topics, &parts, &offsets])
-                .await
+        for by_batch in [true, false] {
+            let chosen: Vec<&(String, i32, i64, Option<Timestamp>)> = positions
+                .iter()
+                .filter(|p| p.3.is_some() == by_batch)
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            let topics: Vec<&str> = chosen.iter().map(|p| p.0.as_str()).collect();
+            let parts: Vec<i32> = chosen.iter().map(|p| p.1).collect();
+            let offsets: Vec<i64> = chosen.iter().map(|p| p.2).collect();
+            let ats: Vec<Timestamp> = chosen.iter().filter_map(|p| p.3).collect();
+            let template = if by_batch {
+                ROWS_BY_EVENT
+            } else {
+                ROWS_BY_POSITION
+            };
+            let mut stmts = vec![target.sql(template, false)];
+            if target.history {
+                stmts.push(target.sql(template, true));
+            }
+            for sql in stmts {
+                let rows = if by_batch {
+                    self.client
+                        .query(&sql, &[&topics, &parts, &offsets, &ats])
+                        .await
+                } else {
+                    self.client.query(&sql, &[&topics, &parts, &offsets]).await
+                }
                 .with_context(|| format!("cannot read {} by source position", target.table.name))?;
-            for r in rows {
-                let l = Lineage {
-                    topic: r.get(2),
-                    partition: r.get(3),
-                    offset: r.get(4),
-                };
-                out.push((
-                    l,
-                    r.get(5),
-                    Found {
-                        row: r.get(0),
-                        history_reason: r.get(1),
-                    },
-                ));
+                for r in rows {
+                    let l = Lineage {
+                        topic: r.get(2),
+                        partition: r.get(3),
+                        offset: r.get(4),
+                    };
+                    out.push((
+                        l,
+                        r.get(5),
+                        Found {
+                            row: r.get(0),
+                            history_reason: r.get(1),
+                        },
+                    ));
+                }
             }
         }
         Ok(out)
@@ -733,15 +760,20 @@ impl Walker<'_> {
                 }
             }
             for (target, idx) in by_family.values() {
-                let positions: Vec<(String, i32, i64)> = idx
+                let positions: Vec<(String, i32, i64, Option<Timestamp>)> = idx
                     .iter()
                     .filter_map(|i| match &parsed[*i] {
                         Some(InputRef::Event {
                             topic,
                             partition,
                             offset,
-                            ..
-                        }) => Some((topic.clone(), *partition, *offset)),
+                            batch,
+                        }) => Some((
+                            topic.clone(),
+                            *partition,
+                            *offset,
+                            batches.get(batch).map(|b| b.started_at),
+                        )),
                         _ => None,
                     })
                     .collect();
@@ -774,21 +806,26 @@ impl Walker<'_> {
                         }
                         Some(_) => {}
                     }
-                    // Rows at this position: more than one only if the topic was recreated and its
-                    // offsets reused; the named batch's row was ingested before it committed.
-                    let mut here: Vec<usize> = found
+                    // Found by its batch: exactly the row that batch wrote. By position (the
+                    // batch's audit row is gone): more than one only if the topic was recreated
+                    // and its offsets reused; the newest comes first.
+                    let at = b.map(|b| b.started_at);
+                    let here: Vec<usize> = found
                         .iter()
                         .enumerate()
-                        .filter(|(_, (l, _, _))| {
-                            l.topic == *topic && l.partition == *partition && l.offset == *offset
+                        .filter(|(_, (l, found_at, _))| {
+                            l.topic == *topic
+                                && l.partition == *partition
+                                && l.offset == *offset
+                                && *found_at == at
                         })
                         .map(|(j, _)| j)
                         .collect();
-                    if let Some(b) = b {
-                        here.sort_by_key(|j| {
-                            let at = found[*j].1;
-                            (at > b.committed_at, std::cmp::Reverse(at))
-                        });
+                    if here.len() > 1 {
+                        warnings.push(format!(
+                            "{} rows were written from this position (topic recreated?); without the batch's audit row this is the newest",
+                            here.len()
+                        ));
                     }
                     let child = match here.first() {
                         Some(j) => {
@@ -808,17 +845,18 @@ impl Walker<'_> {
                         None => {
                             let why = if target.history {
                                 format!(
-                                    "no row of {} or {}_history was written from {topic}:{partition}:{offset}",
+                                    "no row of {} or {}_history was written from {topic}:{partition}:{offset} by batch {batch}",
                                     target.table.name, target.table.name
                                 )
                             } else {
                                 format!(
-                                    "no row of {} was written from {topic}:{partition}:{offset}",
+                                    "no row of {} was written from {topic}:{partition}:{offset} by batch {batch}",
                                     target.table.name
                                 )
                             };
                             let mut n = Node::unresolved(text, via, Status::Missing, why);
                             n.batch = b.cloned();
+                            n.warnings.extend(warnings);
                             n
                         }
                     };
