@@ -18,6 +18,7 @@ pub struct Settings {
     pub validate: ValidateSettings,
     pub batch: BatchSettings,
     pub database: DatabaseSettings,
+    pub enrichment: EnrichmentSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -282,6 +283,53 @@ impl DatabaseSettings {
     }
 }
 
+/// Enrichment events: after a batch commits, its rows are published to `<topic><topic_suffix>`
+/// for the ML services (src/enrich, docs/ARCHITECTURE.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrichmentSettings {
+    /// Families whose committed rows are published (default: none). Switching a family on starts
+    /// its events at the batches committed from then on; switching it off and on again resumes
+    /// where it stopped (the cursor stays), so nothing committed meanwhile is missed.
+    pub families: Vec<String>,
+    /// Appended to a consumed topic's name to form its enrichment topic.
+    pub topic_suffix: String,
+    /// `avro` (single-object encoding, schemas/events/<family>.avsc) or `json`.
+    pub format: EventFormat,
+    /// Partitions of each enrichment topic the worker creates (an existing one is left as it is).
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Most batches of one partition the relay publishes per pass: the in-flight window, which
+    /// bounds how many events a crash between the broker's acknowledgement and the cursor's
+    /// commit can repeat (with the same event ids).
+    pub max_batches_per_pass: usize,
+    /// Compression of the enrichment producer (`lz4`, `zstd`, `none`...): events are many and
+    /// small, and compressed batches cost the broker less.
+    pub compression: String,
+}
+
+/// The encoding of enrichment events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventFormat {
+    Avro,
+    Json,
+}
+
+impl Default for EnrichmentSettings {
+    fn default() -> Self {
+        Self {
+            families: Vec::new(),
+            topic_suffix: ".enriched".into(),
+            format: EventFormat::Avro,
+            partitions: 4,
+            replication_factor: 1,
+            max_batches_per_pass: 32,
+            compression: "lz4".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetrySettings {
@@ -343,6 +391,7 @@ impl Settings {
             .separator("__")
             .list_separator(",")
             .with_list_parse_key("kafka.topics")
+            .with_list_parse_key("enrichment.families")
             .try_parsing(true);
         let merged = builder
             .add_source(env_source)
@@ -407,6 +456,31 @@ impl Settings {
         // Room for the headers (reason, a bounded message, coordinates) and some of the record.
         if self.kafka.dlq_max_message_bytes < 4096 {
             anyhow::bail!("kafka.dlq_max_message_bytes must be at least 4096");
+        }
+        for t in &self.enrichment.families {
+            if crate::records::family(t).is_none() {
+                anyhow::bail!(
+                    "enrichment.families: {t:?} is not a record family (known: {})",
+                    crate::records::FAMILIES
+                        .iter()
+                        .map(|f| f.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        if self.enrichment.partitions < 1 || self.enrichment.replication_factor < 1 {
+            anyhow::bail!(
+                "enrichment.partitions and enrichment.replication_factor must be at least 1"
+            );
+        }
+        if self.enrichment.max_batches_per_pass == 0 {
+            anyhow::bail!("enrichment.max_batches_per_pass must be at least 1");
+        }
+        if self.enrichment.topic_suffix.is_empty() {
+            anyhow::bail!(
+                "enrichment.topic_suffix must not be empty (events would go to the consumed topic)"
+            );
         }
         if self.kafka.session_timeout < Duration::from_secs(1) {
             anyhow::bail!("kafka.session_timeout must be at least 1s");

@@ -25,6 +25,7 @@ pub mod batch;
 pub mod bench;
 pub mod config;
 pub mod decode;
+pub mod enrich;
 pub mod fault;
 pub mod publish;
 pub mod records;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 const RELAY: &str = "the dead-letter relay";
+const ENRICH: &str = "the enrichment relay";
 const MAINTENANCE: &str = "the partition maintenance task";
 const SWEEPER: &str = "the pool sweeper";
 
@@ -151,9 +152,29 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         dlq_topics,
     )?;
     let relay = tokio::spawn(relay.run(stop.clone(), hard_stop.clone()));
+    // Enrichment: topics and cursors exist before the first batch commits.
+    let (enrich_tx, enrich_rx) = tokio::sync::mpsc::unbounded_channel();
+    let enrich = if settings.enrichment.families.is_empty() {
+        // Nothing to relay: a task that lives until the stop, like the others.
+        let stop = stop.clone();
+        tokio::spawn(async move { stop.cancelled().await })
+    } else {
+        crate::enrich::create_topics(&settings)
+            .await
+            .context("cannot create the enrichment topics")?;
+        let relay = crate::enrich::EnrichRelay::new(pool.clone(), &settings, enrich_rx)?;
+        relay
+            .seed()
+            .await
+            .context("cannot set up the enrichment cursors")?;
+        crate::enrich::relay::describe(&settings);
+        tokio::spawn(relay.run(stop.clone(), hard_stop.clone()))
+    };
+    let enrich_tx = (!settings.enrichment.families.is_empty()).then_some(enrich_tx);
     // Owned and observed: the main loop notices one ending early, shutdown notices a panic.
     let background = [
         (RELAY, relay),
+        (ENRICH, enrich),
         (MAINTENANCE, maintenance),
         (SWEEPER, sweeper),
     ];
@@ -177,6 +198,7 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         stop: stop.clone(),
         hard_stop: hard_stop.clone(),
         dlq: dlq_notify,
+        enrich: enrich_tx,
         budget: crate::batch::MemoryBudget::new(settings.batch.max_in_flight_bytes),
         prefetch,
     };

@@ -13,6 +13,7 @@
 --   first moves the partition's consumed_offsets row (a compare-and-set that holds its row lock until
 --   COMMIT), so the next batch of the partition cannot take its id before this one committed. Across
 --   partitions they are not, which is why the cursor is per partition and never global.
+-- * A cursor starts at its topic's enrichment_topics.enabled_from (below).
 -- * The relay claims cursor rows FOR UPDATE SKIP LOCKED: one relay per partition at a time, any
 --   worker's; a killed relay's lock goes with its connection.
 -- * ingested_at indexes: how the relay (and `esurio lineage`) finds a batch's rows. All rows of one
@@ -37,6 +38,19 @@ CREATE TABLE enrichment_cursor (
 );
 COMMENT ON TABLE enrichment_cursor IS
     'Enrichment relay position per partition: events of every batch with id <= after_batch_id were acknowledged by the broker; events counts them.';
+
+-- When each topic's events were switched on: the largest batch id committed then. A partition's
+-- cursor starts there, whenever it is created (also after a crash that came before its creation),
+-- so no batch committed with events on is skipped and none from before is published.
+CREATE TABLE enrichment_topics (
+    consumer_group  text        NOT NULL,
+    topic           text        NOT NULL,
+    enabled_from    bigint      NOT NULL,
+    enabled_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT enrichment_topics_pkey PRIMARY KEY (consumer_group, topic)
+);
+COMMENT ON TABLE enrichment_topics IS
+    'Per topic with enrichment events on: events cover batches with id > enabled_from.';
 
 DO $do$
 DECLARE

@@ -86,6 +86,7 @@ pub async fn run_writer(
     hard_stop: CancellationToken,
     ctl: std_mpsc::Sender<Control>,
     dlq: Arc<tokio::sync::Notify>,
+    enrich: Option<tokio::sync::mpsc::UnboundedSender<(Arc<str>, i32)>>,
 ) {
     let mut fenced_epoch: Option<u64> = None;
     while let Some(batch) = rx.recv().await {
@@ -97,6 +98,10 @@ pub async fn run_writer(
             Ok(o) => {
                 if o.quarantined > 0 {
                     dlq.notify_one();
+                }
+                if let Some(tx) = &enrich {
+                    // The relay may have stopped (shutdown): its cursor keeps the batch anyway.
+                    let _ = tx.send((batch.topic.clone(), batch.partition));
                 }
                 debug!(
                     topic = %batch.topic,

@@ -40,6 +40,9 @@ pub struct WorkerDeps {
     /// re-read after restart).
     pub hard_stop: CancellationToken,
     pub dlq: Arc<Notify>,
+    /// Tells the enrichment relay which partition committed a batch (`None`: no family has events
+    /// on; a family without them is filtered by the relay).
+    pub enrich: Option<tokio::sync::mpsc::UnboundedSender<(Arc<str>, i32)>>,
     /// Memory all batches of the process may hold (`batch.max_in_flight_bytes`).
     pub budget: Arc<MemoryBudget>,
     /// This consumer's per-partition share of `kafka.prefetch_bytes`.
@@ -213,6 +216,7 @@ impl TopicContext {
                 self.deps.hard_stop.clone(),
                 self.ctl_tx.clone(),
                 self.deps.dlq.clone(),
+                self.deps.enrich.clone(),
             ));
             info!(topic = %self.topic, partition = p, ?stored, "Assigned a partition.");
             sh.partitions.insert(
