@@ -7,19 +7,23 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 table!(FEATURE, "feature", partitioned = false, key = ["entity", "name", "ts", "model_version"], [
-    "entity": TEXT, "name": TEXT, "ts": TIMESTAMPTZ, "value": FLOAT8, "model_version": TEXT, "version_at": TIMESTAMPTZ,
+    "entity": TEXT, "name": TEXT, "ts": TIMESTAMPTZ, "value": FLOAT8, "model_version": TEXT,
+    "model": TEXT, "inputs": TEXT_ARRAY, "version_at": TIMESTAMPTZ,
 ]);
 table!(INSIGHT, "insight", partitioned = false, key = ["insight_id"], [
     "insight_id": TEXT, "symbol": TEXT, "kind": TEXT, "title": TEXT, "body": TEXT,
-    "confidence": FLOAT8, "generated_at": TIMESTAMPTZ, "model": TEXT, "version_at": TIMESTAMPTZ,
+    "confidence": FLOAT8, "generated_at": TIMESTAMPTZ, "model": TEXT,
+    "model_version": TEXT, "inputs": TEXT_ARRAY, "version_at": TIMESTAMPTZ,
 ]);
 table!(STRATEGY, "strategy", partitioned = false, key = ["strategy_id", "version"], [
     "strategy_id": TEXT, "version": INT4, "name": TEXT, "description": TEXT, "parameters": JSONB,
-    "created_at": TIMESTAMPTZ, "version_at": TIMESTAMPTZ,
+    "created_at": TIMESTAMPTZ, "model": TEXT, "model_version": TEXT, "inputs": TEXT_ARRAY,
+    "version_at": TIMESTAMPTZ,
 ]);
 table!(SIGNAL, "signal", partitioned = false, key = ["strategy_id", "strategy_version", "symbol", "ts"], [
     "strategy_id": TEXT, "strategy_version": INT4, "symbol": TEXT, "ts": TIMESTAMPTZ,
-    "direction": TEXT, "strength": FLOAT8, "confidence": FLOAT8, "horizon_seconds": INT8, "version_at": TIMESTAMPTZ,
+    "direction": TEXT, "strength": FLOAT8, "confidence": FLOAT8, "horizon_seconds": INT8,
+    "model": TEXT, "model_version": TEXT, "inputs": TEXT_ARRAY, "version_at": TIMESTAMPTZ,
 ]);
 
 pub const INSIGHT_KINDS: &[&str] = &[
@@ -38,6 +42,10 @@ pub struct FeatureWire {
     pub ts: Option<WireTime>,
     pub value: Option<f64>,
     pub model_version: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub inputs: Option<Vec<String>>,
 }
 
 /// A validated feature value for an entity at a time.
@@ -48,6 +56,9 @@ pub struct Feature {
     pub ts: DateTime<Utc>,
     pub value: f64,
     pub model_version: String,
+    pub model: Option<String>,
+    /// What the value was computed from (event ids or batch ids; a set).
+    pub inputs: Vec<String>,
 }
 
 fn feature_name(v: Option<String>) -> Result<String, ValidationError> {
@@ -78,6 +89,8 @@ impl Family for Feature {
             ts: check::time(w.ts, "ts", ctx)?,
             value: check::finite(w.value, "value")?,
             model_version: check::text(w.model_version, "model_version", 64)?,
+            model: check::opt_text(w.model, "model", 64)?,
+            inputs: check::inputs(w.inputs, "inputs")?,
         })
     }
 
@@ -91,6 +104,8 @@ impl Family for Feature {
                 &self.ts,
                 &self.value,
                 &self.model_version,
+                &self.model,
+                &self.inputs,
                 &version_at,
             ],
             l,
@@ -108,6 +123,10 @@ pub struct InsightWire {
     pub confidence: Option<f64>,
     pub generated_at: Option<WireTime>,
     pub model: Option<String>,
+    #[serde(default)]
+    pub model_version: Option<String>,
+    #[serde(default)]
+    pub inputs: Option<Vec<String>>,
 }
 
 /// A validated insight produced by a model.
@@ -121,6 +140,9 @@ pub struct Insight {
     pub confidence: f64,
     pub generated_at: DateTime<Utc>,
     pub model: String,
+    pub model_version: Option<String>,
+    /// What the insight was computed from (event ids or batch ids; a set).
+    pub inputs: Vec<String>,
 }
 
 impl Family for Insight {
@@ -139,6 +161,8 @@ impl Family for Insight {
             confidence: check::in_range(w.confidence, "confidence", 0.0, 1.0)?,
             generated_at: check::time(w.generated_at, "generated_at", ctx)?,
             model: check::text(w.model, "model", 64)?,
+            model_version: check::opt_text(w.model_version, "model_version", 64)?,
+            inputs: check::inputs(w.inputs, "inputs")?,
         })
     }
 
@@ -155,6 +179,8 @@ impl Family for Insight {
                 &self.confidence,
                 &self.generated_at,
                 &self.model,
+                &self.model_version,
+                &self.inputs,
                 &version_at,
             ],
             l,
@@ -171,6 +197,12 @@ pub struct StrategyWire {
     /// A JSON object; Avro carries it as a string holding one.
     pub parameters: Option<serde_json::Value>,
     pub created_at: Option<WireTime>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub model_version: Option<String>,
+    #[serde(default)]
+    pub inputs: Option<Vec<String>>,
 }
 
 /// A validated version of a trading strategy.
@@ -182,6 +214,10 @@ pub struct Strategy {
     pub description: Option<String>,
     pub parameters: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    pub model: Option<String>,
+    pub model_version: Option<String>,
+    /// What the strategy version was derived from (event ids or batch ids; a set).
+    pub inputs: Vec<String>,
 }
 
 fn parameters(v: Option<serde_json::Value>) -> Result<serde_json::Value, ValidationError> {
@@ -236,6 +272,9 @@ impl Family for Strategy {
             description: check::opt_body(w.description, "description", 20_000)?,
             parameters: parameters(w.parameters)?,
             created_at: check::time(w.created_at, "created_at", ctx)?,
+            model: check::opt_text(w.model, "model", 64)?,
+            model_version: check::opt_text(w.model_version, "model_version", 64)?,
+            inputs: check::inputs(w.inputs, "inputs")?,
         })
     }
 
@@ -250,6 +289,9 @@ impl Family for Strategy {
                 &self.description,
                 &self.parameters,
                 &self.created_at,
+                &self.model,
+                &self.model_version,
+                &self.inputs,
                 &version_at,
             ],
             l,
@@ -267,6 +309,12 @@ pub struct SignalWire {
     pub strength: Option<f64>,
     pub confidence: Option<f64>,
     pub horizon_seconds: Option<i64>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub model_version: Option<String>,
+    #[serde(default)]
+    pub inputs: Option<Vec<String>>,
 }
 
 /// A validated trading signal from a strategy version.
@@ -280,6 +328,10 @@ pub struct Signal {
     pub strength: f64,
     pub confidence: Option<f64>,
     pub horizon_seconds: Option<i64>,
+    pub model: Option<String>,
+    pub model_version: Option<String>,
+    /// What the signal was computed from (event ids or batch ids; a set).
+    pub inputs: Vec<String>,
 }
 
 impl Family for Signal {
@@ -313,6 +365,9 @@ impl Family for Signal {
             strength: check::in_range(w.strength, "strength", 0.0, 1.0)?,
             confidence: check::opt_in_range(w.confidence, "confidence", 0.0, 1.0)?,
             horizon_seconds,
+            model: check::opt_text(w.model, "model", 64)?,
+            model_version: check::opt_text(w.model_version, "model_version", 64)?,
+            inputs: check::inputs(w.inputs, "inputs")?,
         })
     }
 
@@ -329,6 +384,9 @@ impl Family for Signal {
                 &self.strength,
                 &self.confidence,
                 &self.horizon_seconds,
+                &self.model,
+                &self.model_version,
+                &self.inputs,
                 &version_at,
             ],
             l,

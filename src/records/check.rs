@@ -165,6 +165,61 @@ pub fn opt_symbol(v: Option<String>, field: &'static str) -> R<Option<String>> {
     }
 }
 
+/// The most input references one result may carry (the database CHECK says the same).
+pub const MAX_INPUTS: usize = 1000;
+
+/// Whether `s` is an input reference: an enrichment event id `topic:partition:offset:batch_id`
+/// (docs/RECORDS.md; Kafka topic names are `[A-Za-z0-9._-]{1,249}`, so the id splits from the
+/// right) or a batch id `batch:<ingest_batches.id>`.
+pub fn is_input_ref(s: &str) -> bool {
+    fn num<T: std::str::FromStr>(s: &str) -> bool {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<T>().is_ok()
+    }
+    if let Some(id) = s.strip_prefix("batch:") {
+        if num::<i64>(id) {
+            return true;
+        }
+    }
+    let parts: Vec<&str> = s.rsplitn(4, ':').collect();
+    let [batch, offset, partition, topic] = parts[..] else {
+        return false;
+    };
+    (1..=249).contains(&topic.len())
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && num::<i32>(partition)
+        && num::<i64>(offset)
+        && num::<i64>(batch)
+}
+
+/// A result's inputs (its lineage): every element an input reference ([`is_input_ref`]), at most
+/// [`MAX_INPUTS`]. A set: sorted and without repeats, so that the same inputs in another order are
+/// the same record. Absent is empty.
+pub fn inputs(v: Option<Vec<String>>, field: &'static str) -> R<Vec<String>> {
+    let mut v = v.unwrap_or_default();
+    if v.len() > MAX_INPUTS {
+        return Err(ValidationError::new(
+            Reason::InvalidInputRef,
+            field,
+            format!("has {} elements, more than {MAX_INPUTS}", v.len()),
+        ));
+    }
+    if let Some(bad) = v.iter().find(|s| !is_input_ref(s)) {
+        return Err(ValidationError::new(
+            Reason::InvalidInputRef,
+            field,
+            format!(
+                "{:?} is neither an event id (topic:partition:offset:batch_id) nor a batch id (batch:<id>)",
+                truncate(bad)
+            ),
+        ));
+    }
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
 /// An exchange or venue code: 1..16 of `A-Z 0-9 _ -`.
 pub fn exchange(v: Option<String>, field: &'static str) -> R<String> {
     code(
@@ -577,6 +632,53 @@ mod tests {
                 .unwrap_err()
                 .reason,
             Reason::InvalidTimestamp
+        );
+    }
+
+    #[test]
+    fn input_references() {
+        for ok in [
+            "market_data:0:12:3",
+            "it.x_1-2.news_article:3:0:57",
+            "batch:9",
+        ] {
+            assert!(is_input_ref(ok), "{ok}");
+        }
+        // A topic name cannot hold ':' (the id splits from the right: topic "a:b:c" is refused).
+        assert!(!is_input_ref("a:b:c:1:2:3"));
+        for bad in [
+            "",
+            "batch:",
+            "batch:-1",
+            "batch:x",
+            "market_data:0:12",
+            "market_data:-1:12:3",
+            "market_data:0:12:3x",
+            ":0:1:2",
+            "news article:0:1:2",
+            "t:99999999999:1:2",
+            "t:0:1:99999999999999999999",
+        ] {
+            assert!(!is_input_ref(bad), "{bad}");
+        }
+        let v = inputs(
+            Some(vec!["t:0:2:1".into(), "batch:3".into(), "t:0:2:1".into()]),
+            "inputs",
+        )
+        .unwrap();
+        assert_eq!(v, ["batch:3", "t:0:2:1"]);
+        assert_eq!(inputs(None, "inputs").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            inputs(Some(vec!["nope".into()]), "inputs")
+                .unwrap_err()
+                .reason,
+            Reason::InvalidInputRef
+        );
+        assert_eq!(
+            inputs(Some(vec!["batch:1".into(); MAX_INPUTS + 1]), "inputs")
+                .unwrap_err()
+                .reason,
+            Reason::InvalidInputRef
         );
     }
 

@@ -68,6 +68,7 @@ pub enum Reason {
     InvalidBook,
     DuplicateEntity,
     InvalidFormat,
+    InvalidInputRef,
 }
 
 impl Reason {
@@ -93,6 +94,7 @@ impl Reason {
         Reason::InvalidBook,
         Reason::DuplicateEntity,
         Reason::InvalidFormat,
+        Reason::InvalidInputRef,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +119,7 @@ impl Reason {
             Reason::InvalidBook => "invalid_order_book",
             Reason::DuplicateEntity => "duplicate_entity",
             Reason::InvalidFormat => "invalid_format",
+            Reason::InvalidInputRef => "invalid_input_ref",
         }
     }
 }

@@ -1819,6 +1819,7 @@ impl Feature {
                 Kind::Nul(&["name", "model_version"]),
             ),
             d(R::NonFinite, On::Avro, Kind::NonFinite(&["value"])),
+            d(R::InvalidInputRef, On::Both, Kind::Custom(bad_inputs)),
         ];
         defects.extend(ts_defects("ts"));
         Self { defects }
@@ -1832,6 +1833,39 @@ fn instrument_symbol(rng: &mut ChaCha8Rng) -> &'static str {
     } else {
         PAIRS[k - EQUITIES.len()].symbol
     }
+}
+
+/// A result's inputs: a few well-formed enrichment event ids of the market data topics (the
+/// worker checks their form, not that they resolve).
+fn result_inputs(rng: &mut ChaCha8Rng) -> V {
+    V::Arr(
+        (0..rng.gen_range(0..4))
+            .map(|_| {
+                V::Str(format!(
+                    "{}:{}:{}:{}",
+                    pick(rng, &["market_data", "crypto_data", "news_article"]),
+                    rng.gen_range(0..4),
+                    rng.gen_range(0..100_000),
+                    rng.gen_range(1..10_000)
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// An `inputs` element that is neither an event id nor a batch id (`invalid_input_ref`).
+fn bad_inputs(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
+    let bad = *pick(
+        rng,
+        &[
+            "market_data:0:12",
+            "batch:",
+            "news article:0:1:2",
+            "market_data:-1:5:3",
+            "row 17",
+        ],
+    );
+    rec.set("inputs", V::Arr(vec![V::s("market_data:0:1:1"), V::s(bad)]));
 }
 
 impl Builder for Feature {
@@ -1855,7 +1889,12 @@ impl Builder for Feature {
             .put("name", V::Str(name_text))
             .put("ts", key_ts(env.ts(i), 0, rng))
             .put("value", V::F64(value))
-            .put("model_version", V::s(*pick(rng, MODEL_VERSIONS)));
+            .put("model_version", V::s(*pick(rng, MODEL_VERSIONS)))
+            .put(
+                "model",
+                V::opt(rng.gen_bool(0.7).then(|| V::s("esurio-sim-features"))),
+            )
+            .put("inputs", result_inputs(rng));
         Base {
             rec: r,
             key: entity.as_bytes().to_vec(),
@@ -1926,6 +1965,7 @@ impl Insight {
                 Kind::F64s("confidence", &[1.5, -0.1, 100.0]),
             ),
             d(R::NonFinite, On::Avro, Kind::NonFinite(&["confidence"])),
+            d(R::InvalidInputRef, On::Both, Kind::Custom(bad_inputs)),
         ];
         defects.extend(ts_defects("generated_at"));
         Self { defects }
@@ -1983,7 +2023,12 @@ impl Builder for Insight {
             .put("body", V::opt(body.map(V::Str)))
             .put("confidence", V::F64(round_dp(rng.gen_range(0.0..=1.0), 3)))
             .put("generated_at", any_ts(env.ts(i), 0, rng))
-            .put("model", V::s(*pick(rng, INSIGHT_MODELS)));
+            .put("model", V::s(*pick(rng, INSIGHT_MODELS)))
+            .put(
+                "model_version",
+                V::opt(rng.gen_bool(0.7).then(|| V::s(*pick(rng, MODEL_VERSIONS)))),
+            )
+            .put("inputs", result_inputs(rng));
         Base {
             rec: r,
             key: symbol.unwrap_or(kind).as_bytes().to_vec(),
@@ -2057,6 +2102,7 @@ impl Strategy {
             ),
             d(R::InvalidText, On::Both, Kind::Custom(params_nul)),
             d(R::InvalidFormat, On::Both, Kind::Custom(params_not_object)),
+            d(R::InvalidInputRef, On::Both, Kind::Custom(bad_inputs)),
         ];
         defects.extend(ts_defects("created_at"));
         Self {
@@ -2106,7 +2152,16 @@ impl Builder for Strategy {
             )
             .put("description", V::opt(description.map(V::Str)))
             .put("parameters", V::Json(params))
-            .put("created_at", any_ts(env.ts(i), 0, rng));
+            .put("created_at", any_ts(env.ts(i), 0, rng))
+            .put(
+                "model",
+                V::opt(rng.gen_bool(0.5).then(|| V::s("esurio-sim-optimizer"))),
+            )
+            .put(
+                "model_version",
+                V::opt(rng.gen_bool(0.5).then(|| V::s(*pick(rng, MODEL_VERSIONS)))),
+            )
+            .put("inputs", result_inputs(rng));
         Base {
             rec: r,
             key: id.into_bytes(),
@@ -2181,6 +2236,7 @@ impl Signal {
                 On::Avro,
                 Kind::NonFinite(&["strength", "confidence"]),
             ),
+            d(R::InvalidInputRef, On::Both, Kind::Custom(bad_inputs)),
         ];
         defects.extend(ts_defects("ts"));
         Self {
@@ -2226,7 +2282,16 @@ impl Builder for Signal {
                     rng.gen_bool(0.7)
                         .then(|| V::Long(*pick(rng, &[60, 300, 3600, 14_400, 86_400, 604_800]))),
                 ),
-            );
+            )
+            .put(
+                "model",
+                V::opt(rng.gen_bool(0.6).then(|| V::s("esurio-sim-signals"))),
+            )
+            .put(
+                "model_version",
+                V::opt(rng.gen_bool(0.6).then(|| V::s(*pick(rng, MODEL_VERSIONS)))),
+            )
+            .put("inputs", result_inputs(rng));
         Base {
             rec: r,
             key: symbol.as_bytes().to_vec(),

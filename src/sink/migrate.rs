@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0007_enrichment.sql",
         include_str!("../../sql/migrations/0007_enrichment.sql"),
     ),
+    (
+        8,
+        "0008_writeback.sql",
+        include_str!("../../sql/migrations/0008_writeback.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key migrators agree on.
