@@ -7,81 +7,16 @@ use crate::helpers::{create_topic, produced, TestEnv};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// A dead-letter message as read back.
-#[derive(Debug)]
-struct Dead {
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    headers: BTreeMap<String, String>,
-}
+type Dead = crate::helpers::Message;
 
-impl Dead {
-    fn header(&self, k: &str) -> Option<&str> {
-        self.headers.get(k).map(String::as_str)
-    }
-}
-
-/// Every message of a topic, all partitions, from the beginning to the high watermark.
 fn read_all(env: &TestEnv, topic: &str) -> Vec<Dead> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env.brokers)
-        .set("group.id", format!("{}-read", env.group))
-        .set("enable.auto.commit", "false")
-        .set("fetch.message.max.bytes", "16777216")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut want = 0;
-    for p in md.topics().iter().flat_map(|t| t.partitions()) {
-        let (lo, hi) = c
-            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-            .unwrap();
-        want += hi - lo;
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while (out.len() as i64) < want {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "read {} of {want} messages of {topic}",
-            out.len()
-        );
-        if let Some(m) = c.poll(Duration::from_millis(500)) {
-            let m = m.unwrap();
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x| {
-                            (
-                                x.key.to_owned(),
-                                String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Dead {
-                key: m.key().map(<[u8]>::to_vec),
-                payload: m.payload().unwrap_or_default().to_vec(),
-                headers,
-            });
-        }
-    }
-    out
+    env.read_topic(topic)
 }
 
 fn partitions_of(env: &TestEnv, topic: &str) -> usize {

@@ -7,8 +7,11 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientConfig;
+use rdkafka::Message as _;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Output, Stdio};
@@ -506,7 +509,7 @@ pub fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
     }
 }
 
-fn tail(text: &str, lines: usize) -> String {
+pub fn tail(text: &str, lines: usize) -> String {
     let v: Vec<&str> = text.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
 }
@@ -583,4 +586,82 @@ pub fn terminate(child: Child, limit: Duration) -> Output {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     wait_with_timeout(child, limit)
+}
+
+/// A message as read back.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Message {
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers.get(k).map(String::as_str)
+    }
+}
+
+impl TestEnv {
+    /// Every message of a topic, all partitions, from the beginning to the high watermark.
+    pub fn read_topic(&self, topic: &str) -> Vec<Message> {
+        let env = self;
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &env.brokers)
+            .set("group.id", format!("{}-read", env.group))
+            .set("enable.auto.commit", "false")
+            .set("fetch.message.max.bytes", "16777216")
+            .create()
+            .unwrap();
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        let mut want = 0;
+        for p in md.topics().iter().flat_map(|t| t.partitions()) {
+            let (lo, hi) = c
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .unwrap();
+            want += hi - lo;
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+        c.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while (out.len() as i64) < want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "read {} of {want} messages of {topic}",
+                out.len()
+            );
+            if let Some(m) = c.poll(Duration::from_millis(500)) {
+                let m = m.unwrap();
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (
+                                    x.key.to_owned(),
+                                    String::from_utf8_lossy(x.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Message {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+        }
+        out
+    }
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod crash;
 mod dlq;
+mod enrich;
 mod helpers;
 mod offsets;
 mod partitions;

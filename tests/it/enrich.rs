@@ -1,0 +1,217 @@
+//! Enrichment events against the real broker and database: one event per committed row, none for
+//! what was not written (duplicates, conflicts, quarantined records), deterministic ids, nothing
+//! more on a rerun, and the same ids again after a crash between the publish and the cursor.
+
+use crate::helpers::{Message, TestEnv};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The event id every current row of `table` must have: its lineage and the batch that wrote it
+/// (the batch whose started_at is the row's ingested_at and whose range holds its offset).
+async fn expected_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
+    let db = env.db().await;
+    let rows = db
+        .query(
+            &format!(
+                "SELECT t.source_topic || ':' || t.source_partition || ':' || t.source_offset || ':' || b.id
+                   FROM {table} t
+                   JOIN ingest_batches b
+                     ON b.topic = t.source_topic AND b.partition = t.source_partition
+                    AND t.source_offset BETWEEN b.first_offset AND b.last_offset
+                    AND b.started_at = t.ingested_at"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let n = env.count(&format!("SELECT count(*) FROM {table}")).await;
+    assert_eq!(
+        rows.len() as i64,
+        n,
+        "every row of {table} has exactly one batch"
+    );
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+/// Ids of the history versions of `table` that were current once (their event may exist).
+async fn revised_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
+    if table == "market_data" {
+        return BTreeSet::new(); // reject policy: no history
+    }
+    let db = env.db().await;
+    db.query(
+        &format!(
+            "SELECT t.source_topic || ':' || t.source_partition || ':' || t.source_offset || ':' || b.id
+               FROM {table}_history t
+               JOIN ingest_batches b
+                 ON b.topic = t.source_topic AND b.partition = t.source_partition
+                AND t.source_offset BETWEEN b.first_offset AND b.last_offset
+                AND b.started_at = t.ingested_at
+              WHERE t.history_reason = 'revised'"
+        ),
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+fn ids(events: &[Message]) -> Vec<String> {
+    events
+        .iter()
+        .map(|m| m.header("esurio.event_id").unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_committed_row_has_one_event_and_nothing_else_has_one() {
+    let env = TestEnv::new("enrich_json", false).await;
+    // Re-crawls, revisions, replays and conflicts, and invalid records: only rows get events.
+    env.simulate(&[
+        "--topics",
+        "market_data,news_article",
+        "--records",
+        "600",
+        "--realism",
+        "0.3",
+    ]);
+    let on = [
+        ("ESURIO__KAFKA__TOPICS", "market_data,news_article"),
+        ("ESURIO__ENRICHMENT__FAMILIES", "market_data,news_article"),
+        ("ESURIO__ENRICHMENT__FORMAT", "json"),
+        ("ESURIO__BATCH__MAX_RECORDS", "50"),
+    ];
+    env.run_until_idle_with(&on);
+
+    for family in ["market_data", "news_article"] {
+        let topic = format!("{}.enriched", env.topic(family));
+        let events = env.read_topic(&topic);
+        let got = ids(&events);
+        let distinct: BTreeSet<String> = got.iter().cloned().collect();
+        assert_eq!(
+            distinct.len(),
+            got.len(),
+            "{family}: an id was published twice"
+        );
+        let current = expected_ids(&env, family).await;
+        let missing: Vec<_> = current.difference(&distinct).collect();
+        assert!(
+            missing.is_empty(),
+            "{family}: rows without an event: {missing:?}"
+        );
+        let once_current = revised_ids(&env, family).await;
+        let stray: Vec<_> = distinct
+            .difference(&current)
+            .filter(|id| !once_current.contains(*id))
+            .collect();
+        assert!(
+            stray.is_empty(),
+            "{family}: events of no committed row: {stray:?}"
+        );
+        assert!(current.len() > 100, "{family}: {} rows", current.len());
+
+        // The event says what the row says.
+        let db = env.db().await;
+        for m in events.iter().take(50) {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            assert_eq!(v["family"], family);
+            assert_eq!(v["schema_version"], 1);
+            let id = v["event_id"].as_str().unwrap();
+            assert_eq!(Some(id), m.header("esurio.event_id"));
+            let lineage = &v["lineage"];
+            assert_eq!(
+                id,
+                format!(
+                    "{}:{}:{}:{}",
+                    lineage["topic"].as_str().unwrap(),
+                    lineage["partition"],
+                    lineage["offset"],
+                    v["batch"]["id"]
+                )
+            );
+            let key: Value = serde_json::from_slice(m.key.as_deref().unwrap()).unwrap();
+            assert_eq!(key, v["key"]);
+            if family == "market_data" && current.contains(id) {
+                let row = db
+                    .query_one(
+                        "SELECT price, symbol FROM market_data WHERE source_partition = $1 AND source_offset = $2",
+                        &[
+                            &(lineage["partition"].as_i64().unwrap() as i32),
+                            &lineage["offset"].as_i64().unwrap(),
+                        ],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(v["record"]["price"].as_f64().unwrap(), row.get::<_, f64>(0));
+                assert_eq!(v["record"]["symbol"], row.get::<_, String>(1));
+            }
+            if family == "news_article" {
+                assert!(v["record"]["entities"].is_array());
+            }
+        }
+    }
+    let cursor_events = env
+        .count("SELECT sum(events)::bigint FROM enrichment_cursor")
+        .await;
+
+    // A rerun writes nothing and publishes nothing.
+    env.run_until_idle_with(&on);
+    let mut after = 0;
+    for family in ["market_data", "news_article"] {
+        after += env
+            .read_topic(&format!("{}.enriched", env.topic(family)))
+            .len() as i64;
+    }
+    assert_eq!(after, cursor_events, "the rerun published no event");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_after_the_publish_repeats_events_with_their_ids_and_misses_none() {
+    let env = TestEnv::new("enrich_crash", false).await;
+    env.simulate(&["--topics", "market_data", "--records", "2000"]);
+    let on = [
+        ("ESURIO__KAFKA__TOPICS", "market_data"),
+        ("ESURIO__ENRICHMENT__FAMILIES", "market_data"),
+        ("ESURIO__ENRICHMENT__MAX_BATCHES_PER_PASS", "4"),
+        ("ESURIO__BATCH__MAX_RECORDS", "100"),
+    ];
+    // The third pass's events are acknowledged, then the process aborts before the cursor moves.
+    let mut with_fault = on.to_vec();
+    with_fault.push(("ESURIO_TEST_FAULT", "enrich_abort_after:3"));
+    let (child, log) = env.spawn_logged(&["run", "--exit-when-idle", "3s"], &with_fault);
+    let out = crate::helpers::wait_with_timeout(child, std::time::Duration::from_secs(300));
+    assert!(!out.status.success(), "the fault aborts the worker");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("injected fault"),
+        "{}",
+        crate::helpers::tail(&text, 30)
+    );
+    let before = env.read_topic(&format!("{}.enriched", env.topic("market_data")));
+    assert!(!before.is_empty(), "events were published before the abort");
+
+    env.run_until_idle_with(&on);
+    let events = env.read_topic(&format!("{}.enriched", env.topic("market_data")));
+    let got = ids(&events);
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in &got {
+        *count.entry(id).or_default() += 1;
+    }
+    let distinct: BTreeSet<String> = count.keys().map(|s| (*s).to_owned()).collect();
+    assert_eq!(
+        distinct,
+        expected_ids(&env, "market_data").await,
+        "one distinct id per row"
+    );
+    let repeated = count.values().filter(|n| **n > 1).count();
+    assert!(repeated > 0, "the aborted pass's events were sent again");
+    assert!(
+        repeated <= 4 * 100,
+        "repeats stay within the in-flight window (one pass: 4 batches of 100): {repeated}"
+    );
+    assert!(count.values().all(|n| *n <= 2));
+    // Avro by default: every value is single-object encoded.
+    assert!(events.iter().all(|m| m.payload.starts_with(&[0xC3, 0x01])));
+}
