@@ -11,4 +11,5 @@ mod offsets;
 mod partitions;
 mod pipeline;
 mod realdata;
+mod roundtrip;
 mod stray;
