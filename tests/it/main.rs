@@ -7,6 +7,7 @@ mod crash;
 mod dlq;
 mod enrich;
 mod helpers;
+mod lineage;
 mod offsets;
 mod partitions;
 mod pipeline;
