@@ -91,6 +91,8 @@ pub struct RawSpan {
     key_len: u32,
     payload_len: u32,
     has_key: bool,
+    /// A tombstone (null value) that deletes the row of its key: it stages no rows.
+    pub delete: bool,
     record_ts: Option<i64>,
     /// Where this record's rows end in each table's COPY stream (they start where the previous
     /// valid record's end).
@@ -217,11 +219,33 @@ impl Batch {
             key_len: k.len() as u32,
             payload_len: payload.len() as u32,
             has_key: key.is_some(),
+            delete: false,
             record_ts,
             ends: self.staged.ends(),
         });
         self.last_offset = offset;
         self.recharge();
+    }
+
+    /// Notes a tombstone whose key names a row to delete (families with deletes only). It stages
+    /// no rows; the sink applies it in offset order between the merges of the records around it.
+    pub fn push_delete(&mut self, offset: i64, key: Option<&[u8]>, record_ts: Option<i64>) {
+        self.push_valid(offset, key, &[], record_ts);
+        if let Some(last) = self.valid.last_mut() {
+            last.delete = true;
+        }
+    }
+
+    /// Whether the batch holds tombstones.
+    pub fn has_deletes(&self) -> bool {
+        self.valid.iter().any(|s| s.delete)
+    }
+
+    /// The Kafka key of a valid record.
+    pub fn key_of(&self, span: &RawSpan) -> Option<&[u8]> {
+        let s = span.start as usize;
+        span.has_key
+            .then(|| &self.arena[s..s + span.key_len as usize])
     }
 
     pub fn push_quarantined(&mut self, q: Quarantined) {
@@ -268,7 +292,7 @@ impl Batch {
         Quarantined {
             offset: span.offset,
             key: span.has_key.then(|| self.arena[s..s + k].to_vec()),
-            payload: Some(self.arena[s + k..s + k + p].to_vec()),
+            payload: (!span.delete).then(|| self.arena[s + k..s + k + p].to_vec()),
             stage: "database",
             reason,
             message,

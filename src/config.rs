@@ -32,7 +32,8 @@ pub struct KafkaSettings {
     /// Prepended to every family name to form the topic (`<prefix>market_data`), so that several
     /// environments can share a cluster.
     pub topic_prefix: String,
-    /// Families to consume (default: all 13). Each gets its own consumer.
+    /// Families to consume (default: all 14: the 13 record families and `sentiment_update`). Each
+    /// gets its own consumer.
     pub topics: Vec<String>,
     /// Appended to a topic's name to form its dead-letter topic.
     pub dlq_suffix: String,
@@ -97,10 +98,7 @@ impl Default for KafkaSettings {
             brokers: "127.0.0.1:19092".into(),
             group_id: "esurio-ingest".into(),
             topic_prefix: String::new(),
-            topics: crate::records::FAMILIES
-                .iter()
-                .map(|f| f.name.to_owned())
-                .collect(),
+            topics: crate::records::family_names().map(str::to_owned).collect(),
             dlq_suffix: ".dlq".into(),
             dlq_partitions: 1,
             dlq_replication_factor: 1,
@@ -241,6 +239,12 @@ pub struct DatabaseSettings {
     /// retention; widen it for a deliberate backfill.
     #[serde(with = "humantime_serde")]
     pub partition_max_past: Duration,
+    /// How long a batch of write-back results waits for the rows it references (a feature's
+    /// entity, a signal's strategy) before the records that name unknown ones are quarantined
+    /// (`unknown_entity`, `unknown_strategy`). Topics are consumed independently, so a signal can be
+    /// read before the strategy produced just ahead of it on another topic is committed.
+    #[serde(with = "humantime_serde")]
+    pub reference_wait: Duration,
 }
 
 /// How a batch's valid rows are written (both keep exactly-once: the offset compare-and-set is in
@@ -273,6 +277,7 @@ impl Default for DatabaseSettings {
             retry_max_backoff: Duration::from_secs(10),
             write_path: WritePath::Auto,
             partition_max_past: Duration::from_secs(366 * 86_400),
+            reference_wait: Duration::from_secs(30),
         }
     }
 }
@@ -410,9 +415,7 @@ impl Settings {
             if crate::records::family(t).is_none() {
                 anyhow::bail!(
                     "kafka.topics: {t:?} is not a record family (known: {})",
-                    crate::records::FAMILIES
-                        .iter()
-                        .map(|f| f.name)
+                    crate::records::family_names()
                         .collect::<Vec<_>>()
                         .join(", ")
                 );

@@ -109,12 +109,13 @@ COMMENT ON COLUMN social_post.sentiment_score IS 'Set by sentiment_update record
 CREATE TABLE sentiment_history (
     target                  text        NOT NULL,
     key                     uuid        NOT NULL,
-    sentiment_score         float8      NOT NULL,
-    sentiment_model         text        NOT NULL,
-    sentiment_model_version text        NOT NULL,
-    sentiment_inputs        text[]      NOT NULL,
-    sentiment_at            timestamptz NOT NULL,
-    sentiment_source        text        NOT NULL,
+    -- the replaced value, as the row held it (NULL where a row written by other means had none)
+    sentiment_score         float8,
+    sentiment_model         text,
+    sentiment_model_version text,
+    sentiment_inputs        text[],
+    sentiment_at            timestamptz,
+    sentiment_source        text,
     -- the lineage (topic:partition:offset) of the update that replaced this value
     replaced_by             text        NOT NULL,
     replaced_at             timestamptz NOT NULL DEFAULT now(),

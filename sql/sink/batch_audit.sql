@@ -3,5 +3,5 @@
 -- (now() would be the transaction's start); the benchmark's latency figures rely on that.
 INSERT INTO ingest_batches
        (consumer_group, topic, partition, first_offset, last_offset, records, rows_inserted,
-        duplicates, quarantined, revised, superseded, conflicts, committed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, clock_timestamp())
+        duplicates, quarantined, revised, superseded, conflicts, updated, deleted, committed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp())

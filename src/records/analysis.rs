@@ -81,6 +81,8 @@ impl Family for Feature {
     const NAME: &'static str = "feature";
     const TABLES: &'static [&'static Table] = &[&FEATURE];
     const POLICY: super::Policy = super::Policy::Revise;
+    const REFS_SQL: Option<&'static str> =
+        Some(include_str!("../../sql/writeback/refs_feature.sql"));
 
     fn parse(w: FeatureWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -150,6 +152,9 @@ impl Family for Insight {
     const NAME: &'static str = "insight";
     const TABLES: &'static [&'static Table] = &[&INSIGHT];
     const POLICY: super::Policy = super::Policy::Revise;
+    const REFS_SQL: Option<&'static str> =
+        Some(include_str!("../../sql/writeback/refs_insight.sql"));
+    const DELETE_KEY: Option<super::DeleteKey> = Some(insight_key);
 
     fn parse(w: InsightWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -263,6 +268,7 @@ impl Family for Strategy {
     const NAME: &'static str = "strategy";
     const TABLES: &'static [&'static Table] = &[&STRATEGY];
     const POLICY: super::Policy = super::Policy::Revise;
+    const DELETE_KEY: Option<super::DeleteKey> = Some(strategy_key);
 
     fn parse(w: StrategyWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         Ok(Self {
@@ -339,6 +345,9 @@ impl Family for Signal {
     const NAME: &'static str = "signal";
     const TABLES: &'static [&'static Table] = &[&SIGNAL];
     const POLICY: super::Policy = super::Policy::Revise;
+    const REFS_SQL: Option<&'static str> =
+        Some(include_str!("../../sql/writeback/refs_signal.sql"));
+    const DELETE_KEY: Option<super::DeleteKey> = Some(signal_key);
 
     fn parse(w: SignalWire, ctx: &Ctx) -> Result<Self, ValidationError> {
         let horizon_seconds = match w.horizon_seconds {
@@ -391,5 +400,145 @@ impl Family for Signal {
             ],
             l,
         )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tombstone keys (docs/RECORDS.md): the natural key of the row a null value deletes, normalized as
+// the validator normalizes records, as the JSON object the delete statement binds.
+
+fn key_text(key: Option<&[u8]>) -> Result<&str, String> {
+    let key = key.ok_or("a tombstone without a key names no row")?;
+    std::str::from_utf8(key).map_err(|e| format!("the key is not UTF-8: {e}"))
+}
+
+fn key_object(key: Option<&[u8]>) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str(key_text(key)?) {
+        Ok(serde_json::Value::Object(o)) => Ok(o),
+        Ok(_) | Err(_) => Err("the key is not a JSON object".into()),
+    }
+}
+
+fn key_str(o: &serde_json::Map<String, serde_json::Value>, f: &str) -> Option<String> {
+    o.get(f).and_then(|v| v.as_str()).map(str::to_owned)
+}
+
+fn key_int(o: &serde_json::Map<String, serde_json::Value>, f: &str) -> Option<i64> {
+    o.get(f).and_then(serde_json::Value::as_i64)
+}
+
+/// An insight's key: its `insight_id` as plain text.
+pub fn insight_key(key: Option<&[u8]>) -> Result<String, String> {
+    let id = check::text(Some(key_text(key)?.to_owned()), "insight_id", 128)
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({ "insight_id": id }).to_string())
+}
+
+/// A strategy version's key: `{"strategy_id": "...", "version": 2}`.
+pub fn strategy_key(key: Option<&[u8]>) -> Result<String, String> {
+    let o = key_object(key)?;
+    let id =
+        check::text(key_str(&o, "strategy_id"), "strategy_id", 128).map_err(|e| e.to_string())?;
+    let version = check::int_in_range(key_int(&o, "version"), "version", 1, i32::MAX as i64)
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({ "strategy_id": id, "version": version }).to_string())
+}
+
+/// A signal's key: `{"strategy_id": "...", "strategy_version": 1, "symbol": "AAPL", "ts": "RFC 3339"}`.
+pub fn signal_key(key: Option<&[u8]>) -> Result<String, String> {
+    let o = key_object(key)?;
+    let e = |e: ValidationError| e.to_string();
+    let id = check::text(key_str(&o, "strategy_id"), "strategy_id", 128).map_err(e)?;
+    let version = check::int_in_range(
+        key_int(&o, "strategy_version"),
+        "strategy_version",
+        1,
+        i32::MAX as i64,
+    )
+    .map_err(e)?;
+    let symbol = check::symbol(key_str(&o, "symbol"), "symbol").map_err(e)?;
+    let ts = key_str(&o, "ts").ok_or("ts: is required")?;
+    let ts = DateTime::parse_from_rfc3339(ts.trim())
+        .map_err(|err| format!("ts: {ts:?} is not RFC 3339: {err}"))?
+        .with_timezone(&Utc);
+    // Microseconds, as stored (check::time truncates the same way).
+    let ts = DateTime::from_timestamp_micros(ts.timestamp_micros()).unwrap_or(ts);
+    Ok(serde_json::json!({
+        "strategy_id": id,
+        "strategy_version": version,
+        "symbol": symbol,
+        "ts": ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    })
+    .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tombstone_keys_are_normalized_or_refused() {
+        assert_eq!(
+            insight_key(Some(b" regime:AAPL:1 ")).unwrap(),
+            r#"{"insight_id":"regime:AAPL:1"}"#
+        );
+        assert!(insight_key(None).is_err());
+        assert!(insight_key(Some(b"  ")).is_err());
+        assert_eq!(
+            strategy_key(Some(br#"{"strategy_id":"mr","version":2}"#)).unwrap(),
+            r#"{"strategy_id":"mr","version":2}"#
+        );
+        for bad in [
+            &b"mr"[..],
+            br#"{"strategy_id":"mr"}"#,
+            br#"{"strategy_id":"mr","version":0}"#,
+            br#"[1]"#,
+        ] {
+            assert!(
+                strategy_key(Some(bad)).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let k = signal_key(Some(
+            br#"{"strategy_id":"mr","strategy_version":1,"symbol":" aapl","ts":"2026-12-01T10:00:00.1234567+01:00"}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            k,
+            r#"{"strategy_id":"mr","strategy_version":1,"symbol":"AAPL","ts":"2026-12-01T09:00:00.123456Z"}"#
+        );
+        assert!(signal_key(Some(
+            br#"{"strategy_id":"mr","strategy_version":1,"symbol":"AAPL"}"#
+        ))
+        .is_err());
+        assert!(signal_key(Some(b"AAPL")).is_err());
+    }
+
+    #[test]
+    fn results_carry_their_producer_and_inputs() {
+        let ctx = Ctx::new(
+            std::time::Duration::from_secs(300),
+            std::time::Duration::from_secs(86400 * 365),
+        );
+        let w: FeatureWire = serde_json::from_str(&format!(
+            r#"{{"entity":"aapl","name":"sma_20","ts":"{}","value":1.5,"model_version":"1","model":"ref",
+                "inputs":["market_data:0:2:1","batch:4","market_data:0:2:1"]}}"#,
+            Utc::now().to_rfc3339()
+        ))
+        .unwrap();
+        let f = Feature::parse(w, &ctx).unwrap();
+        assert_eq!(f.model.as_deref(), Some("ref"));
+        assert_eq!(f.inputs, ["batch:4", "market_data:0:2:1"]);
+        let w: SignalWire = serde_json::from_str(&format!(
+            r#"{{"strategy_id":"s","strategy_version":1,"symbol":"AAPL","ts":"{}","direction":"long","strength":0.5,
+                "inputs":["market_data:0:2"]}}"#,
+            Utc::now().to_rfc3339()
+        ))
+        .unwrap();
+        assert_eq!(
+            Signal::parse(w, &ctx).unwrap_err().reason,
+            Reason::InvalidInputRef
+        );
     }
 }

@@ -12,6 +12,7 @@ mod corporate;
 mod economic;
 mod market;
 mod news;
+mod update;
 mod wire;
 
 pub use analysis::{Feature, Insight, Signal, Strategy, DIRECTIONS, INSIGHT_KINDS};
@@ -20,6 +21,7 @@ pub use corporate::{EarningsEvent, SecFiling, FORM_TYPES};
 pub use economic::{EconomicIndicator, SupplyChainMetric, FREQUENCIES, METRICS};
 pub use market::{CryptoData, MarketData, OrderBook, MAX_DEPTH};
 pub use news::{NewsArticle, SocialPost, ENTITY_TYPES, MAX_ENTITIES, PLATFORMS};
+pub use update::{SentimentUpdate, UPDATE_TARGETS};
 pub use wire::{WireDate, WireTime};
 
 use crate::decode::Payload;
@@ -160,7 +162,22 @@ pub enum Policy {
     /// its `version_at` (the record's own time, or its Kafka timestamp; Kafka order breaks ties);
     /// every other version is kept in `<table>_history`. A parent and its entities change as one.
     Revise,
+    /// Records that change existing rows of other tables (`sentiment_update`): applied in Kafka
+    /// order, the replaced value kept as history; an update identical to the current value is a
+    /// duplicate; one whose row does not exist is quarantined as `unknown_target`.
+    Update,
 }
+
+/// The reasons the sink gives after looking a record's references up in the database (stage
+/// `database`; docs/RECORDS.md): the validator cannot know them.
+pub const UNKNOWN_ENTITY: &str = "unknown_entity";
+pub const UNKNOWN_STRATEGY: &str = "unknown_strategy";
+pub const UNKNOWN_TARGET: &str = "unknown_target";
+pub const DATABASE_REASONS: &[&str] = &[UNKNOWN_ENTITY, UNKNOWN_STRATEGY, UNKNOWN_TARGET];
+
+/// Parses a tombstone's Kafka key into the natural key of the row it deletes, as the JSON object
+/// text the delete statement binds; `Err` says why the key cannot name a row.
+pub type DeleteKey = fn(Option<&[u8]>) -> Result<String, String>;
 
 /// One record family: its wire form, its validation, and its rows.
 pub trait Family: Sized {
@@ -172,6 +189,11 @@ pub trait Family: Sized {
     const TABLES: &'static [&'static Table];
     /// What a conflicting record with an already stored key does.
     const POLICY: Policy;
+    /// Finds the staged records of an offset range whose references the database does not know
+    /// (`sql/writeback/refs_<family>.sql`): results must name known symbols and strategies.
+    const REFS_SQL: Option<&'static str> = None;
+    /// Families whose Kafka tombstones (null values) delete a row.
+    const DELETE_KEY: Option<DeleteKey> = None;
 
     /// Validates and normalizes a decoded record.
     ///
@@ -198,6 +220,10 @@ pub struct FamilySpec {
     pub avro_schema: &'static str,
     /// Deserializes, validates and encodes one payload into `out`.
     pub process: fn(Payload<'_>, &Ctx, &Lineage<'_>, &mut StagedRows) -> Result<(), RecordError>,
+    /// See [`Family::REFS_SQL`].
+    pub refs_sql: Option<&'static str>,
+    /// See [`Family::DELETE_KEY`].
+    pub delete_key: Option<DeleteKey>,
 }
 
 impl std::fmt::Debug for FamilySpec {
@@ -308,6 +334,8 @@ macro_rules! spec {
             policy: <$ty as Family>::POLICY,
             avro_schema: include_str!(concat!("../../schemas/", $file, ".avsc")),
             process: process::<$ty>,
+            refs_sql: <$ty as Family>::REFS_SQL,
+            delete_key: <$ty as Family>::DELETE_KEY,
         }
     };
 }
@@ -329,9 +357,21 @@ pub static FAMILIES: &[FamilySpec] = &[
     spec!(Signal, "signal"),
 ];
 
+/// The families that change rows of other tables instead of having their own (kept apart from
+/// [`FAMILIES`], whose members each own tables).
+pub static UPDATE_FAMILIES: &[FamilySpec] = &[spec!(SentimentUpdate, "sentiment_update")];
+
 /// Looks a family up by name.
 pub fn family(name: &str) -> Option<&'static FamilySpec> {
-    FAMILIES.iter().find(|f| f.name == name)
+    FAMILIES
+        .iter()
+        .chain(UPDATE_FAMILIES)
+        .find(|f| f.name == name)
+}
+
+/// Every family name, in the order topics are listed by default.
+pub fn family_names() -> impl Iterator<Item = &'static str> {
+    FAMILIES.iter().chain(UPDATE_FAMILIES).map(|f| f.name)
 }
 
 /// Every table, parents before children, as the migrations and exactness checks list them.
@@ -430,7 +470,9 @@ mod tests {
     fn every_family_name_has_a_topic_schema_and_tables() {
         assert_eq!(FAMILIES.len(), 13);
         assert_eq!(all_tables().count(), 15);
-        for f in FAMILIES {
+        assert_eq!(family_names().count(), 14);
+        for f in FAMILIES.iter().chain(UPDATE_FAMILIES) {
+            apache_avro::Schema::parse_str(f.avro_schema).unwrap();
             assert!(family(f.name).is_some());
             for t in f.tables {
                 assert_eq!(t.columns.len(), t.types.len(), "{}", t.name);

@@ -1826,6 +1826,20 @@ impl Feature {
     }
 }
 
+/// The version of the strategy record at index `i` (see [`Strategy`]'s build).
+pub(crate) fn strategy_version(i: u64) -> i32 {
+    (i % VERSIONS_PER_STRATEGY) as i32 + 1
+}
+
+/// A symbol for a result to name: one the run's market data stores when it has any (the worker
+/// quarantines results about unknown symbols), else one of the universe.
+fn result_symbol(rng: &mut ChaCha8Rng, env: &Env) -> String {
+    match env.references.as_deref() {
+        Some(r) if !r.symbols.is_empty() => pick(rng, &r.symbols).clone(),
+        _ => instrument_symbol(rng).to_owned(),
+    }
+}
+
 fn instrument_symbol(rng: &mut ChaCha8Rng) -> &'static str {
     let k = rng.gen_range(0..EQUITIES.len() + PAIRS.len());
     if k < EQUITIES.len() {
@@ -1870,7 +1884,8 @@ fn bad_inputs(rec: &mut Rec, rng: &mut ChaCha8Rng, _: &Env) {
 
 impl Builder for Feature {
     fn build(&mut self, i: u64, rng: &mut ChaCha8Rng, env: &Env) -> Base {
-        let entity = instrument_symbol(rng);
+        let entity = result_symbol(rng, env);
+        let entity = entity.as_str();
         let name = *pick(rng, FEATURE_NAMES);
         let value = match name {
             "rsi_14" => round_dp(rng.gen_range(5.0..95.0), 4),
@@ -1979,7 +1994,8 @@ impl Builder for Insight {
             format!("esurio-simulate:insight:{}:{}:{i}", env.seed, env.base_secs).as_bytes(),
         );
         let kind = *pick(rng, INSIGHT_KINDS);
-        let symbol = rng.gen_bool(0.8).then(|| instrument_symbol(rng));
+        let symbol = rng.gen_bool(0.8).then(|| result_symbol(rng, env));
+        let symbol = symbol.as_deref();
         let about = symbol.unwrap_or("the market");
         let title = match kind {
             "anomaly" => format!(
@@ -2119,7 +2135,7 @@ impl Strategy {
 impl Builder for Strategy {
     fn build(&mut self, i: u64, rng: &mut ChaCha8Rng, env: &Env) -> Base {
         let block = i / VERSIONS_PER_STRATEGY;
-        let version = (i % VERSIONS_PER_STRATEGY) as i32 + 1;
+        let version = strategy_version(i);
         let (slug, display) = STRATEGIES[(block % STRATEGIES.len() as u64) as usize];
         let id = strategy_id(&self.tag, block);
         let universe: Vec<&str> = (0..rng.gen_range(1..6))
@@ -2252,19 +2268,25 @@ impl Signal {
 
 impl Builder for Signal {
     fn build(&mut self, i: u64, rng: &mut ChaCha8Rng, env: &Env) -> Base {
-        let block = rng.gen_range(0..12);
-        let symbol = instrument_symbol(rng);
+        // A strategy version the run stores when it has any (the worker quarantines signals of
+        // unknown strategies), else one of the first twelve strategies' versions.
+        let (strategy, version) = match env.references.as_deref() {
+            Some(r) if !r.strategies.is_empty() => pick(rng, &r.strategies).clone(),
+            _ => (
+                strategy_id(&self.tag, rng.gen_range(0..12)),
+                rng.gen_range(1..=VERSIONS_PER_STRATEGY as i32),
+            ),
+        };
+        let symbol = result_symbol(rng, env);
+        let symbol = symbol.as_str();
         let direction = match rng.gen_range(0..20) {
             0..=8 => "long",
             9..=15 => "short",
             _ => "flat",
         };
         let mut r = Rec::with_capacity(8);
-        r.put("strategy_id", V::Str(strategy_id(&self.tag, block)))
-            .put(
-                "strategy_version",
-                V::Int(rng.gen_range(1..=VERSIONS_PER_STRATEGY as i32)),
-            )
+        r.put("strategy_id", V::Str(strategy))
+            .put("strategy_version", V::Int(version))
             .put("symbol", V::Str(sloppy_code(symbol, rng)))
             .put("ts", key_ts(env.ts(i), 0, rng))
             .put("direction", V::s(direction))

@@ -130,6 +130,59 @@ pub struct GenOptions {
     /// The worker's configured decode format for the topic (`auto` unless overridden): it decides
     /// what an unknown first byte is reported as.
     pub worker_format: Format,
+    /// What the run's other families store that results refer to (see [`References`]); `None`:
+    /// results name symbols and strategies from the whole universe.
+    pub references: Option<std::sync::Arc<References>>,
+}
+
+/// The symbols and strategy versions a run's valid records store, so that its results (features,
+/// insights, signals) name only those: the worker quarantines a result that names a symbol or
+/// strategy the database does not know (`unknown_entity`, `unknown_strategy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct References {
+    /// Symbols of valid market_data, crypto_data and order_book records.
+    pub symbols: Vec<String>,
+    /// `(strategy_id, version)` of valid strategy records.
+    pub strategies: Vec<(String, i32)>,
+}
+
+impl References {
+    /// What `families` (generated with `opts`, `n` records each) store for results to refer to.
+    ///
+    /// # Errors
+    /// A family cannot be generated.
+    pub fn of_run(
+        families: &[&'static crate::records::FamilySpec],
+        n: usize,
+        opts: &GenOptions,
+    ) -> anyhow::Result<Self> {
+        let mut refs = References::default();
+        let mut symbols = std::collections::BTreeSet::new();
+        let mut strategies = std::collections::BTreeSet::new();
+        for f in families {
+            let symbolic = matches!(f.name, "market_data" | "crypto_data" | "order_book");
+            if !symbolic && f.name != "strategy" {
+                continue;
+            }
+            for r in generate(f, n, opts)? {
+                if !r.expect.is_valid() {
+                    continue;
+                }
+                let Some(key) = r.key.as_deref() else {
+                    continue;
+                };
+                let key = String::from_utf8_lossy(key).into_owned();
+                if symbolic {
+                    symbols.insert(key);
+                } else if r.spider.is_none() {
+                    strategies.insert((key, families::strategy_version(r.index)));
+                }
+            }
+        }
+        refs.symbols = symbols.into_iter().collect();
+        refs.strategies = strategies.into_iter().collect();
+        Ok(refs)
+    }
 }
 
 /// Yesterday 00:00 UTC: the default base time, so that the same seed on the same day gives the same
@@ -157,6 +210,7 @@ impl GenOptions {
             max_past: v.max_past,
             partition_max_past: crate::config::DatabaseSettings::default().partition_max_past,
             worker_format: Format::Auto,
+            references: None,
         }
     }
 }
@@ -186,6 +240,8 @@ pub(crate) struct Env {
     /// A day inside `max_past` but older than `partition_max_past` (none when the two windows
     /// leave no such day).
     pub stale_day_micros: Option<i64>,
+    /// What results may refer to ([`GenOptions::references`]).
+    pub references: Option<std::sync::Arc<References>>,
 }
 
 impl Env {
@@ -225,6 +281,7 @@ impl Env {
             future_micros: future,
             old_micros: old,
             stale_day_micros: stale,
+            references: o.references.clone(),
         }
     }
 
@@ -606,6 +663,9 @@ impl Generator {
         rng: &mut ChaCha8Rng,
     ) -> Option<Vec<u8>> {
         Some(match reason {
+            // A null value on a topic with deletes is a tombstone (a delete, docs/RECORDS.md):
+            // those families get a zero-length value, which is empty_payload everywhere.
+            EMPTY_PAYLOAD if self.spec.delete_key.is_some() => Vec::new(),
             EMPTY_PAYLOAD => return None,
             UNKNOWN_FORMAT => {
                 // Something that is neither JSON nor Avro: a stray binary frame, gzip, MessagePack.

@@ -30,7 +30,7 @@ mod tests;
 
 pub use gen::{
     applicable_reasons, base36, default_base_time, generate, rotation, Expect, GenOptions,
-    Generator, SimFormat, SimRecord, WireFormat, BOGUS_SCHEMA_ID, TOO_LARGE_EVERY,
+    Generator, References, SimFormat, SimRecord, WireFormat, BOGUS_SCHEMA_ID, TOO_LARGE_EVERY,
     TOO_LARGE_MAX_LIMIT,
 };
 pub use spider::{kinds, policy, Effect, Outcome, Policy, Spider, CONFLICTING_DUPLICATE};
@@ -297,6 +297,12 @@ impl Plan {
         };
         let mut families: Vec<&'static FamilySpec> = Vec::new();
         for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            // Updates need rows to exist: the simulator leaves them to the model services (the
+            // configured topics list sentiment_update by default).
+            if args.topics.is_empty() && crate::records::UPDATE_FAMILIES.iter().any(|f| f.name == n)
+            {
+                continue;
+            }
             let f = crate::records::family(n).with_context(|| {
                 format!(
                     "{n:?} is not a record family (known: {})",
@@ -355,6 +361,19 @@ impl Plan {
         opts.max_future = v.max_future;
         opts.max_past = v.max_past;
         opts.partition_max_past = settings.database.partition_max_past;
+        if families
+            .iter()
+            .any(|f| matches!(f.name, "feature" | "insight" | "signal"))
+        {
+            // Which records are valid, and their keys, do not depend on the encoding.
+            let mut json = opts.clone();
+            json.format = SimFormat::Json;
+            opts.references = Some(std::sync::Arc::new(References::of_run(
+                &families,
+                args.records,
+                &json,
+            )?));
+        }
         for f in &families {
             let worker = settings.format_for(f.name);
             let ok = matches!(

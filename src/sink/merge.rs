@@ -34,6 +34,13 @@ pub struct RangeOutcome {
     pub superseded: u64,
     /// Records of a `reject` family whose key holds other values: `(offset, message)`.
     pub conflicts: Vec<(i64, String)>,
+    /// Update records applied to their target row.
+    pub updated: u64,
+    /// Tombstones that deleted a row.
+    pub deleted: u64,
+    /// Records the database does not know a reference of: `(offset, reason, message)`, quarantined
+    /// by the caller (src/sink/writeback.rs).
+    pub unknown: Vec<(i64, String, String)>,
 }
 
 impl RangeOutcome {
@@ -43,6 +50,9 @@ impl RangeOutcome {
         self.revised += o.revised;
         self.superseded += o.superseded;
         self.conflicts.extend(o.conflicts);
+        self.updated += o.updated;
+        self.deleted += o.deleted;
+        self.unknown.extend(o.unknown);
     }
 }
 
@@ -71,6 +81,8 @@ struct ReviseSql {
 enum FamilySql {
     Reject(RejectSql),
     Revise(ReviseSql),
+    /// Updates have their own statements (src/sink/writeback.rs).
+    Update,
 }
 
 static SQL: LazyLock<HashMap<&'static str, FamilySql>> = LazyLock::new(|| {
@@ -90,6 +102,7 @@ impl FamilySql {
                 insert: r(include_str!("../../sql/merge/reject_insert.sql")),
                 classify: r(include_str!("../../sql/merge/reject_classify.sql")),
             }),
+            Policy::Update => FamilySql::Update,
             Policy::Revise => FamilySql::Revise(ReviseSql {
                 lock: r(include_str!("../../sql/merge/revise_lock.sql")),
                 classify: r(include_str!("../../sql/merge/revise_classify.sql")),
@@ -164,7 +177,7 @@ fn entity_set(alias: &str, child: &Table) -> String {
 }
 
 /// Renders a `sql/merge/` template for `parent` (see the README there for the placeholders).
-fn render(
+pub(crate) fn render(
     template: &str,
     parent: &Table,
     children: &[&'static Table],
@@ -258,12 +271,16 @@ pub async fn merge_range(
     hi: i64,
     echo: impl Fn(&str),
 ) -> Result<RangeOutcome, SinkError> {
+    if family.policy == Policy::Update {
+        return super::writeback::update(tx, lo, hi, echo).await;
+    }
     let sql = SQL
         .get(family.name)
         .ok_or_else(|| SinkError::Concurrent(format!("no merge SQL for {}", family.name)))?;
     match sql {
         FamilySql::Reject(s) => reject(tx, family, s, lo, hi, echo).await,
         FamilySql::Revise(s) => revise(tx, family, s, lo, hi, echo).await,
+        FamilySql::Update => super::writeback::update(tx, lo, hi, echo).await,
     }
 }
 
@@ -443,6 +460,7 @@ mod tests {
             let sql = FamilySql::for_family(f);
             let all: Vec<&String> = match &sql {
                 FamilySql::Reject(s) => vec![&s.insert, &s.classify],
+                FamilySql::Update => vec![],
                 FamilySql::Revise(s) => {
                     let mut v = vec![
                         &s.lock,

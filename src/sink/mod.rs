@@ -23,6 +23,7 @@ pub mod migrate;
 pub mod offsets;
 pub mod pool;
 mod write;
+pub mod writeback;
 
 pub use write::{Sink, WriteOutcome};
 
@@ -46,6 +47,11 @@ pub enum SinkError {
     /// the batch is retried and then sees that row.
     #[error("concurrent write: {0}")]
     Concurrent(String),
+    /// Records of the batch name rows that are not stored yet (a strategy, a symbol); the batch is
+    /// retried until they are or `database.reference_wait` has passed, then those records are
+    /// quarantined.
+    #[error("waiting for referenced rows: {0}")]
+    Pending(String),
 }
 
 impl SinkError {
@@ -57,6 +63,7 @@ impl SinkError {
             SinkError::Pool(_) => true,
             SinkError::Fenced { .. } => false,
             SinkError::Concurrent(_) => true,
+            SinkError::Pending(_) => true,
         }
     }
 }

@@ -4,7 +4,9 @@
 use super::{is_data_error, SinkError};
 use crate::batch::{Batch, Quarantined};
 use crate::config::WritePath;
+use crate::records::{Policy, UNKNOWN_TARGET};
 use crate::sink::merge::{self, RangeOutcome};
+use crate::sink::writeback::{self, Deleted};
 use bytes::Bytes;
 use deadpool_postgres::{Pool, Transaction};
 use futures_util::SinkExt;
@@ -38,6 +40,10 @@ pub struct WriteOutcome {
     pub conflicts: u64,
     /// Records quarantined (decode, validation and database rejections).
     pub quarantined: usize,
+    /// Update records applied to their target row (`sentiment_update`).
+    pub updated: u64,
+    /// Tombstones that deleted a row.
+    pub deleted: u64,
     pub attempts: u32,
 }
 
@@ -55,6 +61,8 @@ pub struct Sink {
     /// direct attempt, since replays come in runs.
     skip_direct: Mutex<std::collections::HashMap<&'static str, u32>>,
     write_path: WritePath,
+    /// `database.reference_wait`: how long a batch is retried while it names rows not stored yet.
+    reference_wait: Duration,
 }
 
 /// Batches that take the staging path after a direct COPY failed on a conflict.
@@ -71,6 +79,7 @@ impl Sink {
             partitions: Mutex::new(HashSet::new()),
             skip_direct: Mutex::new(std::collections::HashMap::new()),
             write_path: s.write_path,
+            reference_wait: s.reference_wait,
         })
     }
 
@@ -155,9 +164,12 @@ impl Sink {
     ) -> Result<WriteOutcome, SinkError> {
         let mut backoff = self.initial_backoff;
         let mut attempts = 0;
+        // From the first attempt, not from when the batch was built: a batch that queued behind
+        // others gets the whole wait too.
+        let references_due = std::time::Instant::now() + self.reference_wait;
         loop {
             attempts += 1;
-            match self.try_write(batch).await {
+            match self.try_write(batch, references_due).await {
                 Ok(mut o) => {
                     o.attempts = attempts;
                     return Ok(o);
@@ -177,7 +189,9 @@ impl Sink {
                     if cancel.is_cancelled() {
                         return Err(e);
                     }
-                    if e.is_retriable() {
+                    if let SinkError::Pending(_) = e {
+                        debug!(error = %e, attempts, ?backoff, "A batch names rows not stored yet; retrying.");
+                    } else if e.is_retriable() {
                         warn!(error = %e, attempts, ?backoff, "Failed to write a batch; retrying.");
                     } else {
                         // Not a data problem (those are isolated) and not transient: a missing table,
@@ -228,7 +242,11 @@ impl Sink {
         Ok(())
     }
 
-    async fn try_write(&self, batch: &Batch) -> Result<WriteOutcome, SinkError> {
+    async fn try_write(
+        &self,
+        batch: &Batch,
+        references_due: std::time::Instant,
+    ) -> Result<WriteOutcome, SinkError> {
         self.ensure_partitions(batch).await?;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -272,8 +290,10 @@ impl Sink {
             if let Some(n) = self.try_direct(&tx, batch).await? {
                 outcome.rows_inserted = n;
             } else {
-                let (merged, bad) = self.stage_and_merge(&tx, batch).await?;
+                let (merged, bad) = self.stage_and_merge(&tx, batch, references_due).await?;
                 outcome.rows_inserted = merged.rows;
+                outcome.updated = merged.updated;
+                outcome.deleted = merged.deleted;
                 outcome.duplicates = merged.duplicates;
                 outcome.revised = merged.revised;
                 outcome.superseded = merged.superseded;
@@ -331,6 +351,8 @@ impl Sink {
                 &(outcome.revised as i32),
                 &(outcome.superseded as i32),
                 &(outcome.conflicts as i32),
+                &(outcome.updated as i32),
+                &(outcome.deleted as i32),
             ],
         )
         .await?;
@@ -341,6 +363,8 @@ impl Sink {
             revised = outcome.revised,
             superseded = outcome.superseded,
             conflicts = outcome.conflicts,
+            updated = outcome.updated,
+            deleted = outcome.deleted,
             quarantined = outcome.quarantined,
             "Committed a batch."
         );
@@ -356,7 +380,12 @@ impl Sink {
         batch: &Batch,
     ) -> Result<Option<u64>, SinkError> {
         let family = batch.family.name;
-        if self.write_path == WritePath::Staged {
+        // References are checked, updates and deletes applied, against the staged records.
+        if self.write_path == WritePath::Staged
+            || batch.family.refs_sql.is_some()
+            || batch.family.policy == Policy::Update
+            || batch.has_deletes()
+        {
             return Ok(None);
         }
         {
@@ -402,6 +431,7 @@ impl Sink {
         &self,
         tx: &Transaction<'_>,
         batch: &Batch,
+        references_due: std::time::Instant,
     ) -> Result<(RangeOutcome, Vec<Quarantined>), SinkError> {
         let tables = batch.family.tables;
         let stage_sql: String = tables
@@ -411,9 +441,15 @@ impl Sink {
             .join(";\n");
         self.echo(&stage_sql);
         tx.batch_execute(&stage_sql).await?;
-        let staging_rejects = self.stage(tx, batch).await?;
+        let mut staging_rejects = self.stage(tx, batch).await?;
+        staging_rejects.extend(self.check_references(tx, batch, references_due).await?);
         let (mut merged, mut bad) = self.merge(tx, batch).await?;
         bad.extend(staging_rejects);
+        for (offset, reason, message) in std::mem::take(&mut merged.unknown) {
+            if let Some(span) = batch.span(offset) {
+                bad.push(batch.reject(span, reason, message));
+            }
+        }
         for (offset, message) in std::mem::take(&mut merged.conflicts) {
             if let Some(span) = batch.span(offset) {
                 bad.push(batch.reject(span, "conflicting_duplicate".to_owned(), message.clone()));
@@ -421,6 +457,45 @@ impl Sink {
             merged.conflicts.push((offset, message));
         }
         Ok((merged, bad))
+    }
+
+    /// The staged records that name rows the database does not know (a result's symbol, a signal's
+    /// strategy): while `references_due` lies ahead the batch is retried ([`SinkError::Pending`]),
+    /// since the other topic may not have been written yet; then they leave staging and are
+    /// returned for quarantine.
+    async fn check_references(
+        &self,
+        tx: &Transaction<'_>,
+        batch: &Batch,
+        references_due: std::time::Instant,
+    ) -> Result<Vec<Quarantined>, SinkError> {
+        let (Some(first), Some(last)) = (batch.valid.first(), batch.valid.last()) else {
+            return Ok(Vec::new());
+        };
+        let unknown = writeback::unknown_refs(tx, batch.family, first.offset, last.offset, |q| {
+            self.echo(q)
+        })
+        .await?;
+        if unknown.is_empty() {
+            return Ok(Vec::new());
+        }
+        if std::time::Instant::now() < references_due {
+            let (offset, _, message) = &unknown[0];
+            return Err(SinkError::Pending(format!(
+                "{} of the batch's records name rows not stored yet (offset {offset}: {message})",
+                unknown.len()
+            )));
+        }
+        let offsets: Vec<i64> = unknown.iter().map(|u| u.0).collect();
+        writeback::drop_staged(tx, batch.family, &offsets, |q| self.echo(q)).await?;
+        Ok(unknown
+            .into_iter()
+            .filter_map(|(offset, reason, message)| {
+                batch
+                    .span(offset)
+                    .map(|span| batch.reject(span, reason, message))
+            })
+            .collect())
     }
 
     /// COPYs the batch into the staging tables under a savepoint. A value PostgreSQL's input
@@ -516,9 +591,100 @@ impl Sink {
     ) -> Result<(RangeOutcome, Vec<Quarantined>), SinkError> {
         let mut merged = RangeOutcome::default();
         let mut rejected = Vec::new();
+        // Tombstones apply in offset order between the records around them: the runs of records
+        // between two tombstones merge as ranges.
+        let mut start = 0;
+        for (i, span) in batch.valid.iter().enumerate() {
+            if span.delete {
+                self.merge_indexes(tx, batch, start, i, &mut merged, &mut rejected)
+                    .await?;
+                self.delete(tx, batch, span, &mut merged, &mut rejected)
+                    .await?;
+                start = i + 1;
+            }
+        }
+        self.merge_indexes(
+            tx,
+            batch,
+            start,
+            batch.valid.len(),
+            &mut merged,
+            &mut rejected,
+        )
+        .await?;
+        Ok((merged, rejected))
+    }
+
+    /// Applies one tombstone under a savepoint (a row the database refuses is quarantined alone).
+    async fn delete(
+        &self,
+        tx: &Transaction<'_>,
+        batch: &Batch,
+        span: &crate::batch::RawSpan,
+        merged: &mut RangeOutcome,
+        rejected: &mut Vec<Quarantined>,
+    ) -> Result<(), SinkError> {
+        let key = match batch.family.delete_key.map(|f| f(batch.key_of(span))) {
+            Some(Ok(key)) => key,
+            Some(Err(message)) => {
+                rejected.push(batch.reject(span, UNKNOWN_TARGET.to_owned(), message));
+                return Ok(());
+            }
+            None => {
+                rejected.push(batch.reject(
+                    span,
+                    "empty_payload".to_owned(),
+                    format!("{} records cannot be deleted", batch.family.name),
+                ));
+                return Ok(());
+            }
+        };
+        tx.batch_execute("SAVEPOINT esurio_delete").await?;
+        match writeback::delete(tx, batch.family, &key, |q| self.echo(q)).await {
+            Ok(done) => {
+                tx.batch_execute("RELEASE SAVEPOINT esurio_delete").await?;
+                match done {
+                    Deleted::Row => merged.deleted += 1,
+                    Deleted::Before => merged.duplicates += 1,
+                    Deleted::Unknown => rejected.push(batch.reject(
+                        span,
+                        UNKNOWN_TARGET.to_owned(),
+                        format!(
+                            "{} holds no row with the key {key} and never deleted one",
+                            batch.family.name
+                        ),
+                    )),
+                }
+            }
+            Err(SinkError::Db(e)) if is_data_error(&e) => {
+                tx.batch_execute(
+                    "ROLLBACK TO SAVEPOINT esurio_delete; RELEASE SAVEPOINT esurio_delete",
+                )
+                .await?;
+                warn!(offset = span.offset, error = %e, "The database rejected a delete; quarantining it.");
+                rejected.push(reject(batch, span, &e));
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Merges the valid records `lo..hi` (indexes into `batch.valid`, no tombstone among them).
+    async fn merge_indexes(
+        &self,
+        tx: &Transaction<'_>,
+        batch: &Batch,
+        lo: usize,
+        hi: usize,
+        merged: &mut RangeOutcome,
+        rejected: &mut Vec<Quarantined>,
+    ) -> Result<(), SinkError> {
+        if lo >= hi {
+            return Ok(());
+        }
         // Ranges of indexes into `batch.valid` still to merge; a stack so the work is depth-first
         // and in offset order (the policy's replay depends on it).
-        let mut todo = vec![(0usize, batch.valid.len())];
+        let mut todo = vec![(lo, hi)];
         while let Some((lo, hi)) = todo.pop() {
             let from = batch.valid[lo].offset;
             let to = batch.valid[hi - 1].offset;
@@ -559,7 +725,7 @@ impl Sink {
                 Err(e) => return Err(e),
             }
         }
-        Ok((merged, rejected))
+        Ok(())
     }
 }
 

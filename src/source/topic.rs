@@ -569,9 +569,15 @@ impl TopicWorker {
         let Some(st) = sh.partitions.get_mut(&p) else {
             return Ok(());
         };
-        // Payload-less records (tombstones) decode as empty, like zero-length ones.
+        // A tombstone (no value at all) on a topic whose family has deletes names a row to delete
+        // by its key; elsewhere a payload-less record decodes as empty, like a zero-length one.
+        let tombstone = m.payload().is_none() && self.family.delete_key.is_some();
         let bytes = m.payload().unwrap_or_default();
-        let decoded = self.decoder.decode(bytes);
+        let decoded = if tombstone {
+            Ok(None)
+        } else {
+            self.decoder.decode(bytes).map(Some)
+        };
         let decoded = match decoded {
             Err(e) if e.is_retriable() => {
                 self.wait_for_registry(consumer, p, st, offset, Some(&e));
@@ -618,7 +624,23 @@ impl TopicWorker {
             timestamp: ts_ms.and_then(chrono::DateTime::from_timestamp_millis),
         };
         match decoded {
-            Ok(payload) => {
+            Ok(None) => match self.family.delete_key.map(|parse| parse(m.key())) {
+                Some(Ok(_)) => batch.push_delete(offset, m.key(), ts_ms),
+                Some(Err(message)) => batch.push_quarantined(quarantine(
+                    "validate",
+                    crate::records::UNKNOWN_TARGET,
+                    format!(
+                        "the tombstone's key names no {} row: {message}",
+                        self.family.name
+                    ),
+                )),
+                None => batch.push_quarantined(quarantine(
+                    "decode",
+                    "empty_payload",
+                    "the record is empty (no payload)".into(),
+                )),
+            },
+            Ok(Some(payload)) => {
                 match (self.family.process)(payload, vctx, &lineage, &mut batch.staged) {
                     Ok(()) => batch.push_valid(offset, m.key(), bytes, ts_ms),
                     Err(e) => {
