@@ -42,7 +42,7 @@ FAMILY is a table name (signal, insight, feature, strategy, news_article, market
 the row's natural key: plain text for a one-column key (an insight_id, an article_id), otherwise a
 JSON object of the key columns (quote it for the shell):
 
-  esurio lineage insight 'regime:AAPL:2026-12-02T13:00:00Z'
+  esurio lineage insight 'regime:AAPL:2026-12-02T13:00:00.000000Z'
   esurio lineage feature '{\"entity\": \"AAPL\", \"name\": \"sma_20\", \"ts\": \"2026-12-02T13:00:00Z\", \"model_version\": \"1\"}'
   esurio lineage signal '{\"strategy_id\": \"mom\", \"strategy_version\": 1, \"symbol\": \"AAPL\", \"ts\": \"2026-12-02T13:00:00Z\"}'
   esurio lineage news_article 6f1c2a4e-0d5b-5f6e-9a51-2b7c7e0c9d11 --json
