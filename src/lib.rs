@@ -16,7 +16,7 @@
 //!   updates, tombstone deletes: `sink::writeback`); migrations.
 //! - [`publish`]: after commit: the dead-letter relay.
 //! - [`admin`]: operator commands: `esurio offsets list | reset` (stored offsets against the
-//!   broker, audited resets).
+//!   broker, audited resets); `esurio lineage` (what a result was computed from).
 //! - [`run`]: wiring, supervision and shutdown; [`simulate`]: the spider simulator; [`config`],
 //!   [`telemetry`]; [`retry`]: the jittered exponential backoff policy; [`fault`]: a fault-injection
 //!   hook for tests only.

@@ -57,6 +57,9 @@ enum Command {
     /// removed records never written); every reset is audited in offset_resets.
     #[command(long_about = esurio::admin::offsets::LONG_ABOUT)]
     Offsets(esurio::admin::offsets::OffsetsArgs),
+    /// Show what a row was computed from: its inputs, back to the ticks and articles, as a tree.
+    #[command(long_about = esurio::admin::lineage::LONG_ABOUT)]
+    Lineage(esurio::admin::lineage::LineageArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Command::Simulate(args) => esurio::simulate::run(&settings, args).await,
             Command::Bench(args) => esurio::bench::run(&settings, args).await,
             Command::Offsets(args) => esurio::admin::offsets::run(&settings, args).await,
+            Command::Lineage(args) => esurio::admin::lineage::run(&settings, args).await,
             Command::CheckConfig => {
                 println!("{:#?}", settings.redacted());
                 Ok(())
