@@ -15,6 +15,7 @@ type Scenario = fn(Profile) -> Pin<Box<dyn Future<Output = Row>>>;
 
 pub static ALL: &[(&str, Scenario)] = &[
     ("kill9", |p| Box::pin(kill9(p))),
+    ("enrich_kill9", |p| Box::pin(enrich_kill9(p))),
     ("sigterm", |p| Box::pin(sigterm(p))),
     ("pg_restart", |p| Box::pin(pg_restart(p))),
     ("kafka_restart", |p| Box::pin(kafka_restart(p))),
@@ -310,6 +311,108 @@ async fn kill9(profile: Profile) -> Row {
     let exp = Expected::from_summary(&spiders.finish());
     env.run_until_idle();
     check(&env, &exp, &mut row).await;
+    row
+}
+
+/// kill -9 at random moments with enrichment events on, and every other cycle a kill exactly
+/// between the broker's acknowledgement of a pass's events and the move of its cursor (the fault
+/// point `enrich_abort_after`). Beyond exactness of the rows: every committed row has exactly one
+/// distinct event id on its enrichment topic, no event names a row that is not in the database
+/// (or was not current once, for revised families), and repeats stay within the in-flight window.
+async fn enrich_kill9(profile: Profile) -> Row {
+    const FAMILIES: &str = "market_data,news_article,earnings_event";
+    const PASS_BATCHES: usize = 4;
+    const BATCH_RECORDS: usize = 200;
+    let mut row = Row::default();
+    let env = TestEnv::new("f_enrich_kill9", false).await;
+    let n = records(profile, 6_000, 30_000);
+    let spiders = Spiders::start(
+        &env,
+        &[
+            "--topics",
+            FAMILIES,
+            "--records",
+            &n,
+            "--realism",
+            REALISM,
+            "--invalid-ratio",
+            "0.1",
+            "--seed",
+            "23",
+        ],
+    );
+    let pass = PASS_BATCHES.to_string();
+    let batch = BATCH_RECORDS.to_string();
+    let on = [
+        ("ESURIO__KAFKA__TOPICS", FAMILIES),
+        ("ESURIO__ENRICHMENT__FAMILIES", FAMILIES),
+        ("ESURIO__ENRICHMENT__MAX_BATCHES_PER_PASS", pass.as_str()),
+        ("ESURIO__BATCH__MAX_RECORDS", batch.as_str()),
+    ];
+    let cycles = if profile == Profile::Long { 20 } else { 4 };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(23);
+    let mut aborted = 0;
+    for i in 0..cycles {
+        let mut extra = on.to_vec();
+        let fault = format!("enrich_abort_after:{}", rng.gen_range(1..6));
+        if i % 2 == 1 {
+            extra.push(("ESURIO_TEST_FAULT", fault.as_str()));
+        }
+        let mut w = Worker::start(&env, i, &extra);
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(1_000..4_000))).await;
+        if w.child.try_wait().ok().flatten().is_some() {
+            aborted += 1;
+        }
+        w.kill9();
+    }
+    row.notes.push(format!(
+        "{cycles} kill -9 cycles with events on, {aborted} of them ended by the abort between acknowledgement and cursor"
+    ));
+    let exp = Expected::from_summary(&spiders.finish());
+    env.run_until_idle_with(&on);
+    check(&env, &exp, &mut row).await;
+
+    // The events: one distinct id per committed row, none for anything else.
+    let partitions = 4;
+    let window = partitions * PASS_BATCHES * BATCH_RECORDS;
+    let mut repeats_total = 0;
+    for family in FAMILIES.split(',') {
+        let events = env.read_topic(&format!("{}.enriched", env.topic(family)));
+        let ids = crate::helpers::event_ids(&events);
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in &ids {
+            *count.entry(id).or_default() += 1;
+        }
+        let current = crate::helpers::expected_event_ids(&env, family).await;
+        let once = crate::helpers::revised_event_ids(&env, family).await;
+        let missing = current.iter().filter(|id| !count.contains_key(id.as_str())).count();
+        let stray = count
+            .keys()
+            .filter(|id| !current.contains(**id) && !once.contains(**id))
+            .count();
+        let repeated: usize = count.values().map(|n| n - 1).sum();
+        repeats_total += repeated;
+        if missing > 0 {
+            row.lost += missing as i64;
+            row.failures.push(format!("{family}: {missing} committed rows without an event"));
+        }
+        if stray > 0 {
+            row.failures.push(format!("{family}: {stray} events of rows not in the database"));
+        }
+        // Each kill repeats at most one pass per partition of each topic.
+        if repeated > window * cycles {
+            row.failures.push(format!(
+                "{family}: {repeated} repeated events, beyond {cycles} in-flight windows of {window}"
+            ));
+        }
+        row.notes.push(format!(
+            "{family}: {} rows, {} events, {} distinct ids, {repeated} repeats",
+            current.len(),
+            ids.len(),
+            count.len()
+        ));
+    }
+    row.notes.push(format!("{repeats_total} repeated events in all (same ids)"));
     row
 }
 

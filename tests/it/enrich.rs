@@ -2,87 +2,9 @@
 //! what was not written (duplicates, conflicts, quarantined records), deterministic ids, nothing
 //! more on a rerun, and the same ids again after a crash between the publish and the cursor.
 
-use crate::helpers::{Message, TestEnv};
+use crate::helpers::{event_ids, expected_event_ids, revised_event_ids, TestEnv};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The event id every current row of `table` must have: its lineage and the batch that wrote it
-/// (the batch whose started_at is the row's ingested_at and whose range holds its offset).
-async fn expected_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
-    let db = env.db().await;
-    let rows = db
-        .query(
-            &format!(
-                "SELECT t.source_topic || ':' || t.source_partition || ':' || t.source_offset || ':' || b.id
-                   FROM {table} t
-                   JOIN ingest_batches b
-                     ON b.topic = t.source_topic AND b.partition = t.source_partition
-                    AND t.source_offset BETWEEN b.first_offset AND b.last_offset
-                    AND b.started_at = t.ingested_at"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-    let n = env.count(&format!("SELECT count(*) FROM {table}")).await;
-    assert_eq!(
-        rows.len() as i64,
-        n,
-        "every row of {table} has exactly one batch"
-    );
-    rows.iter().map(|r| r.get(0)).collect()
-}
-
-/// Ids of the history versions of `table` that were current once (their event may exist).
-async fn revised_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
-    if table == "market_data" {
-        return BTreeSet::new(); // reject policy: no history
-    }
-    let db = env.db().await;
-    db.query(
-        &format!(
-            "SELECT t.source_topic || ':' || t.source_partition || ':' || t.source_offset || ':' || b.id
-               FROM {table}_history t
-               JOIN ingest_batches b
-                 ON b.topic = t.source_topic AND b.partition = t.source_partition
-                AND t.source_offset BETWEEN b.first_offset AND b.last_offset
-                AND b.started_at = t.ingested_at
-              WHERE t.history_reason = 'revised'"
-        ),
-        &[],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
-
-/// The event id of a value: JSON's `event_id`, or Avro's first field (after the single-object
-/// header: a zigzag varint length, then the bytes).
-fn event_id(payload: &[u8]) -> String {
-    if let Some(body) = payload.strip_prefix(&[0xC3, 0x01]) {
-        let body = &body[8..];
-        let (mut len, mut shift, mut i) = (0u64, 0, 0);
-        loop {
-            let b = body[i];
-            len |= u64::from(b & 0x7f) << shift;
-            i += 1;
-            if b < 0x80 {
-                break;
-            }
-            shift += 7;
-        }
-        let len = (len >> 1) as usize;
-        return String::from_utf8(body[i..i + len].to_vec()).unwrap();
-    }
-    let v: Value = serde_json::from_slice(payload).unwrap();
-    v["event_id"].as_str().unwrap().to_owned()
-}
-
-fn ids(events: &[Message]) -> Vec<String> {
-    events.iter().map(|m| event_id(&m.payload)).collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_committed_row_has_one_event_and_nothing_else_has_one() {
@@ -107,20 +29,20 @@ async fn every_committed_row_has_one_event_and_nothing_else_has_one() {
     for family in ["market_data", "news_article"] {
         let topic = format!("{}.enriched", env.topic(family));
         let events = env.read_topic(&topic);
-        let got = ids(&events);
+        let got = event_ids(&events);
         let distinct: BTreeSet<String> = got.iter().cloned().collect();
         assert_eq!(
             distinct.len(),
             got.len(),
             "{family}: an id was published twice"
         );
-        let current = expected_ids(&env, family).await;
+        let current = expected_event_ids(&env, family).await;
         let missing: Vec<_> = current.difference(&distinct).collect();
         assert!(
             missing.is_empty(),
             "{family}: rows without an event: {missing:?}"
         );
-        let once_current = revised_ids(&env, family).await;
+        let once_current = revised_event_ids(&env, family).await;
         let stray: Vec<_> = distinct
             .difference(&current)
             .filter(|id| !once_current.contains(*id))
@@ -212,7 +134,7 @@ async fn a_crash_after_the_publish_repeats_events_with_their_ids_and_misses_none
 
     env.run_until_idle_with(&on);
     let events = env.read_topic(&format!("{}.enriched", env.topic("market_data")));
-    let got = ids(&events);
+    let got = event_ids(&events);
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     for id in &got {
         *count.entry(id).or_default() += 1;
@@ -220,7 +142,7 @@ async fn a_crash_after_the_publish_repeats_events_with_their_ids_and_misses_none
     let distinct: BTreeSet<String> = count.keys().map(|s| (*s).to_owned()).collect();
     assert_eq!(
         distinct,
-        expected_ids(&env, "market_data").await,
+        expected_event_ids(&env, "market_data").await,
         "one distinct id per row"
     );
     let repeated = count.values().filter(|n| **n > 1).count();

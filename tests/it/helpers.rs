@@ -13,7 +13,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientConfig;
 use rdkafka::Message as _;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
@@ -665,3 +665,85 @@ impl TestEnv {
         out
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Enrichment events (tests/it/enrich.rs and the fault suite)
+
+/// The event id every current row of `table` must have: its lineage and the batch that wrote it
+/// (the batch whose started_at is the row's ingested_at and whose range holds its offset).
+pub async fn expected_event_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
+    let db = env.db().await;
+    let rows = db
+        .query(
+            &format!(
+                "SELECT t.source_topic || ':' || t.source_partition || ':' || t.source_offset || ':' || b.id
+                   FROM {table} t
+                   JOIN ingest_batches b
+                     ON b.topic = t.source_topic AND b.partition = t.source_partition
+                    AND t.source_offset BETWEEN b.first_offset AND b.last_offset
+                    AND b.started_at = t.ingested_at"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let n = env.count(&format!("SELECT count(*) FROM {table}")).await;
+    assert_eq!(
+        rows.len() as i64,
+        n,
+        "every row of {table} has exactly one batch"
+    );
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+/// Ids of the history versions of `table` that were current once (their event may exist).
+pub async fn revised_event_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
+    if table == "market_data" {
+        return BTreeSet::new(); // reject policy: no history
+    }
+    let db = env.db().await;
+    db.query(
+        &format!(
+            "SELECT t.source_topic || ':' || t.source_partition || ':' || t.source_offset || ':' || b.id
+               FROM {table}_history t
+               JOIN ingest_batches b
+                 ON b.topic = t.source_topic AND b.partition = t.source_partition
+                AND t.source_offset BETWEEN b.first_offset AND b.last_offset
+                AND b.started_at = t.ingested_at
+              WHERE t.history_reason = 'revised'"
+        ),
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// The event id of a value: JSON's `event_id`, or Avro's first field (after the single-object
+/// header: a zigzag varint length, then the bytes).
+pub fn event_id(payload: &[u8]) -> String {
+    if let Some(body) = payload.strip_prefix(&[0xC3, 0x01]) {
+        let body = &body[8..];
+        let (mut len, mut shift, mut i) = (0u64, 0, 0);
+        loop {
+            let b = body[i];
+            len |= u64::from(b & 0x7f) << shift;
+            i += 1;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        let len = (len >> 1) as usize;
+        return String::from_utf8(body[i..i + len].to_vec()).unwrap();
+    }
+    let v: Value = serde_json::from_slice(payload).unwrap();
+    v["event_id"].as_str().unwrap().to_owned()
+}
+
+pub fn event_ids(events: &[Message]) -> Vec<String> {
+    events.iter().map(|m| event_id(&m.payload)).collect()
+}
+
