@@ -63,5 +63,13 @@ BEGIN
                              'insight', 'strategy', 'signal'] LOOP
         EXECUTE format('CREATE INDEX %I ON %I (ingested_at)', t || '_ingested_at_idx', t);
     END LOOP;
+    -- History: a version revised again (or deleted) before the relay read its batch is found
+    -- there, by the same instant.
+    FOREACH t IN ARRAY ARRAY['news_article', 'news_entity', 'social_post', 'social_entity',
+                             'economic_indicator', 'supply_chain_metric', 'earnings_event',
+                             'sec_filing', 'feature', 'insight', 'strategy', 'signal'] LOOP
+        EXECUTE format('CREATE INDEX %I ON %I (ingested_at)', t || '_history_ingested_at_idx',
+                       t || '_history');
+    END LOOP;
 END
 $do$;

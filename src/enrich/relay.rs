@@ -3,18 +3,18 @@
 //! acknowledged, in the transaction that holds the cursor row.
 
 use super::event::{cell, record_columns, BatchRef, Cell, Event, EventEncoder, StoredRow};
-use futures_util::TryStreamExt;
-use tokio_postgres::types::ToSql;
 use super::EnrichError;
 use crate::config::Settings;
 use crate::retry::Backoff;
 use deadpool_postgres::Pool;
+use futures_util::TryStreamExt;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -26,6 +26,7 @@ const BATCHES: &str = include_str!("../../sql/enrich/batches.sql");
 const ADVANCE: &str = include_str!("../../sql/enrich/cursor_advance.sql");
 const PARTITIONS: &str = include_str!("../../sql/enrich/cursor_pending.sql");
 const ROWS: &str = include_str!("../../sql/enrich/rows.sql");
+const ROWS_HISTORY: &str = include_str!("../../sql/enrich/rows_history.sql");
 
 /// Every this often, the relay also looks at every cursor of its topics (batches committed by
 /// another worker whose relay died, or that this one failed on).
@@ -86,10 +87,11 @@ impl EnrichRelay {
             }
             let encoder = EventEncoder::new(spec.name, spec.tables, settings.enrichment.format)
                 .map_err(|e| EnrichError::Config(format!("the event schema of {name}: {e}")))?;
-            let rows_sql = rows_sql(encoder.table());
+            let history = spec.policy == crate::records::Policy::Revise;
+            let rows_sql = rows_sql(encoder.table(), history);
             let child_sql = encoder
                 .child()
-                .map(|c| rows_sql_child(c, encoder.table().key));
+                .map(|c| rows_sql_child(c, encoder.table().key, history));
             families.insert(
                 settings.topic(name),
                 FamilyRelay {
@@ -376,8 +378,10 @@ impl EnrichRelay {
         while self.producer.in_flight_count() > 0 {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let failed_batch: Option<(usize, EnrichError)> =
-            self.acks.take(slot).map(|(b, e)| (b, EnrichError::Produce(e)));
+        let failed_batch: Option<(usize, EnrichError)> = self
+            .acks
+            .take(slot)
+            .map(|(b, e)| (b, EnrichError::Produce(e)));
         let done = failed_batch.as_ref().map_or(batches.len(), |(b, _)| *b);
         crate::fault::after_publishing_events(topic, partition);
         let (mut events, mut bytes) = (0i64, 0i64);
@@ -413,16 +417,15 @@ impl EnrichRelay {
     }
 }
 
-/// Reads a batch range's rows of `table`: record columns, then offset and ingested_at.
-fn rows_sql(table: &crate::sink::copy::Table) -> String {
+/// Reads a batch's rows of `table` (and of its history, for revise tables): record columns, then
+/// the offset.
+fn rows_sql(table: &crate::sink::copy::Table, history: bool) -> String {
     let cols: Vec<&str> = record_columns(table).map(|(c, _)| c).collect();
-    ROWS.replace("{columns}", &cols.join(", "))
-        .replace("{table}", table.name)
-        .replace("{order_by}", "")
+    render(table.name, &cols, history, "")
 }
 
-/// Reads a batch range's entity rows: the parent key, the entity columns, offset, ingested_at.
-fn rows_sql_child(child: &crate::sink::copy::Table, parent_key: &[&str]) -> String {
+/// Reads a batch's entity rows: the parent key, the entity columns, the offset.
+fn rows_sql_child(child: &crate::sink::copy::Table, parent_key: &[&str], history: bool) -> String {
     let mut cols: Vec<&str> = parent_key.to_vec();
     cols.extend(
         record_columns(child)
@@ -430,9 +433,16 @@ fn rows_sql_child(child: &crate::sink::copy::Table, parent_key: &[&str]) -> Stri
             .filter(|c| !parent_key.contains(c)),
     );
     let order = format!("ORDER BY source_offset, {}", child.key.join(", "));
-    ROWS.replace("{columns}", &cols.join(", "))
-        .replace("{table}", child.name)
-        .replace("{order_by}", &order)
+    render(child.name, &cols, history, &order)
+}
+
+fn render(table: &str, cols: &[&str], history: bool, order_by: &str) -> String {
+    let columns = cols.join(", ");
+    let history = if history { ROWS_HISTORY } else { "" };
+    ROWS.replace("{history}", history)
+        .replace("{columns}", &columns)
+        .replace("{table}", table)
+        .replace("{order_by}", order_by)
 }
 
 /// Logged once at start: what will be published where.

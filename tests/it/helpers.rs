@@ -696,7 +696,8 @@ pub async fn expected_event_ids(env: &TestEnv, table: &str) -> BTreeSet<String> 
     rows.iter().map(|r| r.get(0)).collect()
 }
 
-/// Ids of the history versions of `table` that were current once (their event may exist).
+/// Ids of the history versions of `table` that were current once (revised or deleted since):
+/// each has its event too.
 pub async fn revised_event_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
     if table == "market_data" {
         return BTreeSet::new(); // reject policy: no history
@@ -710,7 +711,7 @@ pub async fn revised_event_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
                  ON b.topic = t.source_topic AND b.partition = t.source_partition
                 AND t.source_offset BETWEEN b.first_offset AND b.last_offset
                 AND b.started_at = t.ingested_at
-              WHERE t.history_reason = 'revised'"
+              WHERE t.history_reason <> 'superseded'"
         ),
         &[],
     )
@@ -746,4 +747,3 @@ pub fn event_id(payload: &[u8]) -> String {
 pub fn event_ids(events: &[Message]) -> Vec<String> {
     events.iter().map(|m| event_id(&m.payload)).collect()
 }
-
