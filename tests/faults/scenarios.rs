@@ -354,14 +354,26 @@ async fn enrich_kill9(profile: Profile) -> Row {
     let mut aborted = 0;
     for i in 0..cycles {
         let mut extra = on.to_vec();
-        let fault = format!("enrich_abort_after:{}", rng.gen_range(1..6));
-        if i % 2 == 1 {
+        let fault = format!("enrich_abort_after:{}", rng.gen_range(1..4));
+        let with_fault = i % 2 == 1;
+        if with_fault {
             extra.push(("ESURIO_TEST_FAULT", fault.as_str()));
         }
         let mut w = Worker::start(&env, i, &extra);
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(1_000..4_000))).await;
-        if w.child.try_wait().ok().flatten().is_some() {
-            aborted += 1;
+        // A cycle with the fault point gives the worker time to reach it (it aborts itself);
+        // the others are killed at a random moment.
+        let wait = if with_fault {
+            Duration::from_secs(8)
+        } else {
+            Duration::from_millis(rng.gen_range(1_000..4_000))
+        };
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if w.child.try_wait().ok().flatten().is_some() {
+                aborted += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         w.kill9();
     }
