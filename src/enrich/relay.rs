@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 const SEED: &str = include_str!("../../sql/enrich/cursor_seed.sql");
 const SEED_PARTITIONS: &str = include_str!("../../sql/enrich/cursor_seed_partitions.sql");
+const INDEX: &str = include_str!("../../sql/enrich/index.sql");
 const ENSURE: &str = include_str!("../../sql/enrich/cursor_ensure.sql");
 const CLAIM: &str = include_str!("../../sql/enrich/cursor_claim.sql");
 const BATCHES: &str = include_str!("../../sql/enrich/batches.sql");
@@ -120,14 +121,32 @@ impl EnrichRelay {
         self.families.keys().cloned().collect()
     }
 
-    /// Marks where each topic's events start (once, the first time it is switched on) and gives
-    /// every partition already in the audit trail a cursor there (sql/enrich/cursor_seed.sql).
+    /// Creates the index rows are read by where it is missing (the tick tables have it only with
+    /// their events on), marks where each topic's events start (once, the first time it is
+    /// switched on) and gives every partition already in the audit trail a cursor there
+    /// (sql/enrich/cursor_seed.sql).
     /// Runs before the consumers start.
     ///
     /// # Errors
     /// The database failed.
     pub async fn seed(&self) -> Result<(), EnrichError> {
         let client = self.pool.get().await?;
+        for fam in self.families.values() {
+            let table = fam.encoder.table().name;
+            let exists: bool = client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL",
+                    &[&format!("{table}_ingested_at_idx")],
+                )
+                .await?
+                .get(0);
+            if !exists {
+                info!(table, "Creating the index enrichment events are read by (once; inserts into the table wait meanwhile).");
+                client
+                    .batch_execute(&INDEX.replace("{table}", table))
+                    .await?;
+            }
+        }
         let topics = self.topics();
         client.execute(SEED, &[&self.group, &topics]).await?;
         client
