@@ -170,6 +170,7 @@ impl EventEncoder {
     }
 
     /// The event of `row`, committed by `batch` from `topic`.
+    #[cfg(test)]
     pub fn event(&self, topic: &str, batch: &BatchRef, row: &StoredRow) -> Event {
         let mut e = Event {
             id: String::new(),

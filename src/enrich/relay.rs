@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 const SEED: &str = include_str!("../../sql/enrich/cursor_seed.sql");
 const SEED_PARTITIONS: &str = include_str!("../../sql/enrich/cursor_seed_partitions.sql");
@@ -57,17 +57,6 @@ pub struct EnrichRelay {
     failing: HashMap<(String, i32), (Backoff, Instant)>,
 }
 
-/// What one partition's pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionPass {
-    pub batches: usize,
-    pub events: usize,
-    /// Another relay holds the partition's cursor.
-    pub busy: bool,
-    /// More batches are waiting beyond this pass's window.
-    pub more: bool,
-}
-
 impl EnrichRelay {
     /// # Errors
     /// Invalid Kafka settings, or a family's event schema does not derive (a build defect).
@@ -90,9 +79,7 @@ impl EnrichRelay {
                 .map_err(|e| EnrichError::Config(format!("the event schema of {name}: {e}")))?;
             let history = spec.policy == crate::records::Policy::Revise;
             let rows_sql = rows_sql(encoder.table(), history);
-            let child_sql = encoder
-                .child()
-                .map(|c| rows_sql_child(c, encoder.table().key, history));
+            let child_sql = rows_sql_child(&encoder, history);
             families.insert(
                 settings.topic(name),
                 FamilyRelay {
@@ -194,9 +181,9 @@ impl EnrichRelay {
             .await;
             for (k, r) in due.into_iter().zip(results) {
                 match r {
-                    Ok(pass) => {
+                    Ok(more) => {
                         self.failing.remove(&k);
-                        if pass.more {
+                        if more {
                             again.insert(k);
                         }
                     }
@@ -209,14 +196,21 @@ impl EnrichRelay {
                         });
                         let wait = backoff.next_delay();
                         *due = Instant::now() + wait;
-                        warn!(topic = %k.0, partition = k.1, error = %e, retry_in_ms = wait.as_millis() as u64,
-                              "Cannot publish enrichment events; the partition's cursor stays, they will be sent again.");
+                        if e.is_retriable() {
+                            warn!(topic = %k.0, partition = k.1, error = %e, retry_in_ms = wait.as_millis() as u64,
+                                  "Cannot publish enrichment events; the partition's cursor stays, they will be sent again.");
+                        } else {
+                            error!(topic = %k.0, partition = k.1, error = %e, retry_in_ms = wait.as_millis() as u64,
+                                   "Cannot publish enrichment events, and retrying alone will not fix it; the partition's cursor stays.");
+                        }
                         again.insert(k);
                     }
                 }
             }
             dirty = again;
-            if stopping && (dirty.is_empty() || self.failing.len() >= dirty.len()) {
+            // Every partition left is waiting out a failure: nothing to do until one is due.
+            let all_failing = dirty.iter().all(|k| self.failing.contains_key(k));
+            if stopping && all_failing {
                 // Committed batches whose events could not be sent wait for the next start: the
                 // cursor did not move past them.
                 if !dirty.is_empty() {
@@ -224,7 +218,7 @@ impl EnrichRelay {
                 }
                 return;
             }
-            if dirty.is_empty() || self.failing.len() == dirty.len() {
+            if all_failing {
                 tokio::select! {
                     got = self.committed.recv() => if let Some((t, p)) = got { dirty.insert((t.to_string(), p)); },
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -236,7 +230,7 @@ impl EnrichRelay {
     }
 
     /// Partitions of our topics whose cursor is behind their last batch.
-    async fn pending(&mut self) -> Result<Vec<(String, i32)>, EnrichError> {
+    async fn pending(&self) -> Result<Vec<(String, i32)>, EnrichError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(PARTITIONS, &[&self.group, &self.topics()])
@@ -245,6 +239,8 @@ impl EnrichRelay {
     }
 
     /// One pass over one partition: up to `max_batches_per_pass` batches after its cursor.
+    /// Returns whether more batches wait beyond the pass (false too when another relay holds the
+    /// partition's cursor).
     ///
     /// # Errors
     /// The database failed, or the broker did not acknowledge an event (the cursor then stops
@@ -254,9 +250,9 @@ impl EnrichRelay {
         slot: usize,
         topic: &str,
         partition: i32,
-    ) -> Result<PartitionPass, EnrichError> {
+    ) -> Result<bool, EnrichError> {
         let Some(fam) = self.families.get(topic) else {
-            return Ok(PartitionPass::default());
+            return Ok(false);
         };
         let mut client = self.pool.get().await?;
         let key = (topic.to_owned(), partition);
@@ -279,10 +275,7 @@ impl EnrichRelay {
             .query_opt(CLAIM, &[&self.group, &topic, &partition])
             .await?
         else {
-            return Ok(PartitionPass {
-                busy: true,
-                ..PartitionPass::default()
-            });
+            return Ok(false);
         };
         let after: i64 = cursor.get(0);
         let batches = tx
@@ -314,7 +307,7 @@ impl EnrichRelay {
             })
             .collect();
         if batches.is_empty() {
-            return Ok(PartitionPass::default());
+            return Ok(false);
         }
         // Batch by batch, in commit order; each batch's rows stream from the database straight
         // into librdkafka's queue, encoded into buffers reused for every event (librdkafka
@@ -323,7 +316,6 @@ impl EnrichRelay {
         let target = format!("{topic}{}", self.suffix);
         let cols: Vec<_> = record_columns(fam.encoder.table()).collect();
         let n = cols.len();
-        let key_len = fam.encoder.table().key.len();
         let entity_cols = fam.encoder.entity_columns();
         let rows_stmt = tx.prepare_cached(&fam.rows_sql).await?;
         let child_stmt = match &fam.child_sql {
@@ -352,9 +344,9 @@ impl EnrichRelay {
                 for r in tx.query(stmt, &params).await? {
                     let mut cells = Vec::with_capacity(entity_cols.len());
                     for (j, (_, ty)) in entity_cols.iter().enumerate() {
-                        cells.push(cell(&r, key_len + j, ty)?);
+                        cells.push(cell(&r, j, ty)?);
                     }
-                    let off: i64 = r.get(key_len + entity_cols.len());
+                    let off: i64 = r.get(entity_cols.len());
                     entities.entry(off).or_default().push(cells);
                 }
             }
@@ -427,12 +419,7 @@ impl EnrichRelay {
         if let Some((_, e)) = failed_batch {
             return Err(e);
         }
-        Ok(PartitionPass {
-            batches: done,
-            events: events as usize,
-            busy: false,
-            more,
-        })
+        Ok(more)
     }
 }
 
@@ -443,16 +430,21 @@ fn rows_sql(table: &crate::sink::copy::Table, history: bool) -> String {
     render(table.name, &cols, history, "")
 }
 
-/// Reads a batch's entity rows: the parent key, the entity columns, the offset.
-fn rows_sql_child(child: &crate::sink::copy::Table, parent_key: &[&str], history: bool) -> String {
-    let mut cols: Vec<&str> = parent_key.to_vec();
-    cols.extend(
-        record_columns(child)
-            .map(|(c, _)| c)
-            .filter(|c| !parent_key.contains(c)),
-    );
-    let order = format!("ORDER BY source_offset, {}", child.key.join(", "));
-    render(child.name, &cols, history, &order)
+/// Reads a batch's entity rows: the entity columns ([`EventEncoder::entity_columns`]: the parent
+/// is found by the offset it shares), then the offset.
+fn rows_sql_child(encoder: &EventEncoder, history: bool) -> Option<String> {
+    let child = encoder.child()?;
+    let cols: Vec<&str> = encoder.entity_columns().iter().map(|(c, _)| *c).collect();
+    // The entities of one version share its offset (and so its parent key): the rest of the
+    // child's key orders them.
+    let rest: Vec<&str> = child
+        .key
+        .iter()
+        .copied()
+        .filter(|k| !encoder.table().key.contains(k))
+        .collect();
+    let order = format!("ORDER BY source_offset, {}", rest.join(", "));
+    Some(render(child.name, &cols, history, &order))
 }
 
 fn render(table: &str, cols: &[&str], history: bool, order_by: &str) -> String {
