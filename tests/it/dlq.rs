@@ -7,7 +7,6 @@ use crate::helpers::{create_topic, produced, TestEnv};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -32,25 +31,6 @@ fn partitions_of(env: &TestEnv, topic: &str) -> usize {
         .filter(|t| t.error().is_none())
         .map(|t| t.partitions().len())
         .sum()
-}
-
-/// Produces `(key, payload)` records to partition 0 of a family's topic.
-fn produce_keyed(env: &TestEnv, family: &str, records: &[(Option<&[u8]>, Vec<u8>)]) {
-    env.create_topic(family, 1);
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &env.brokers)
-        .set("message.max.bytes", "16777216")
-        .create()
-        .unwrap();
-    let topic = env.topic(family);
-    for (k, v) in records {
-        let mut r = BaseRecord::<[u8], [u8]>::to(&topic).payload(v).partition(0);
-        if let Some(k) = k {
-            r = r.key(k);
-        }
-        p.send(r).unwrap();
-    }
-    p.flush(Duration::from_secs(30)).unwrap();
 }
 
 fn tick(i: usize) -> Vec<u8> {
@@ -249,9 +229,9 @@ async fn a_record_that_can_never_be_published_holds_up_nothing() {
         1,
         &[("cleanup.policy", "compact")],
     );
-    let mut records: Vec<(Option<&[u8]>, Vec<u8>)> = Vec::new();
+    let mut records: Vec<crate::helpers::Keyed<'_>> = Vec::new();
     for i in 0..3 {
-        records.push((None, priceless(i, 100)));
+        records.push((None, Some(priceless(i, 100))));
     }
     for i in 3..203 {
         let p = if i % 4 == 0 {
@@ -259,9 +239,9 @@ async fn a_record_that_can_never_be_published_holds_up_nothing() {
         } else {
             tick(i)
         };
-        records.push((Some(b"k".as_slice()), p));
+        records.push((Some(b"k".as_slice()), Some(p)));
     }
-    produce_keyed(&env, "market_data", &records);
+    env.produce_keyed("market_data", 1, &records);
     // The relay keeps trying the keyless rows while the worker runs: let it run a while.
     let log_path = std::env::temp_dir().join(format!("{}.log", env.group));
     let mut worker = KillOnDrop(Some(

@@ -18,6 +18,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
+/// A record to produce: its key, and its value (`None`: a tombstone).
+pub type Keyed<'a> = (Option<&'a [u8]>, Option<Vec<u8>>);
+
 pub const TABLES: &[&str] = &[
     "market_data",
     "crypto_data",
@@ -344,6 +347,30 @@ impl TestEnv {
                 .partition(partition);
             if let Some(ts) = ts {
                 r = r.timestamp(*ts);
+            }
+            p.send(r).unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Produces `(key, value)` records in order to partition 0 of a family's topic (created with
+    /// `partitions` if missing); a `None` value is a tombstone.
+    pub fn produce_keyed(&self, family: &str, partitions: i32, records: &[Keyed<'_>]) {
+        self.create_topic(family, partitions);
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("message.max.bytes", "16777216")
+            .create()
+            .unwrap();
+        let topic = self.topic(family);
+        for (k, v) in records {
+            let mut r = BaseRecord::<[u8], [u8]>::to(&topic).partition(0);
+            if let Some(k) = k {
+                r = r.key(k);
+            }
+            if let Some(v) = v {
+                r = r.payload(v);
             }
             p.send(r).unwrap();
         }

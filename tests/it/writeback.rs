@@ -4,8 +4,6 @@
 //! quarantine rows by reason and stage, and the outcome columns of `ingest_batches`.
 
 use crate::helpers::{terminate, TestEnv};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,28 +12,11 @@ use std::time::Duration;
 const WAIT: (&str, &str) = ("ESURIO__DATABASE__REFERENCE_WAIT", "1s");
 
 /// A Kafka record: its key and its value (`None`: a tombstone).
-type Record<'a> = (Option<&'a [u8]>, Option<Vec<u8>>);
+type Record<'a> = crate::helpers::Keyed<'a>;
 
 /// Produces records in order to partition 0 of a family's topic.
 fn produce(env: &TestEnv, family: &str, records: &[Record<'_>]) {
-    env.create_topic(family, 4);
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &env.brokers)
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    let topic = env.topic(family);
-    for (k, v) in records {
-        let mut r = BaseRecord::<[u8], [u8]>::to(&topic).partition(0);
-        if let Some(k) = k {
-            r = r.key(k);
-        }
-        if let Some(v) = v {
-            r = r.payload(v);
-        }
-        p.send(r).unwrap();
-    }
-    p.flush(Duration::from_secs(30)).unwrap();
+    env.produce_keyed(family, 4, records);
 }
 
 fn value(v: Value) -> Option<Vec<u8>> {
