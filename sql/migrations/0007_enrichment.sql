@@ -29,6 +29,21 @@ COMMENT ON COLUMN ingest_batches.started_at IS
 -- the relay: a partition's batches after its cursor, in id order.
 CREATE INDEX ingest_batches_relay_idx ON ingest_batches (consumer_group, topic, partition, id);
 
+-- The enrichment event id of a row (current or in history) from its lineage columns: the batch
+-- that wrote it is the one whose started_at is the row's ingested_at and whose offset range holds
+-- it (src/enrich/event.rs, event_id). NULL for a row no audited batch wrote; an error if two
+-- batches match (a scalar subquery), which the design rules out.
+CREATE FUNCTION esurio_event_id(source_topic text, source_partition int, source_offset bigint,
+                                ingested_at timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT source_topic || ':' || source_partition || ':' || source_offset || ':'
+           || (SELECT b.id
+                 FROM ingest_batches b
+                WHERE b.topic = source_topic AND b.partition = source_partition
+                  AND source_offset BETWEEN b.first_offset AND b.last_offset
+                  AND b.started_at = ingested_at)
+$$;
+
 CREATE TABLE enrichment_cursor (
     consumer_group  text        NOT NULL,
     topic           text        NOT NULL,

@@ -56,19 +56,19 @@ async fn a_signal_leads_to_its_strategy_to_revised_inputs_and_to_batches() {
     let db = env.db().await;
     let ids: Vec<(String, i64)> = db
         .query(
-            "SELECT t.source_topic || ':' || t.source_partition || ':' || t.source_offset || ':' || b.id, b.id
+            "SELECT esurio_event_id(t.source_topic, t.source_partition, t.source_offset, t.ingested_at)
                FROM market_data t
-               JOIN ingest_batches b
-                 ON b.topic = t.source_topic AND b.partition = t.source_partition
-                AND t.source_offset BETWEEN b.first_offset AND b.last_offset
-                AND b.started_at = t.ingested_at
               ORDER BY t.ts",
             &[],
         )
         .await
         .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| {
+            let id: String = r.get(0);
+            let batch = id.rsplit(':').next().unwrap().parse().unwrap();
+            (id, batch)
+        })
         .collect();
     assert_eq!(ids.len(), 3);
 
@@ -92,12 +92,8 @@ async fn a_signal_leads_to_its_strategy_to_revised_inputs_and_to_batches() {
     env.run_until_idle();
     let first: String = db
         .query_one(
-            "SELECT h.source_topic || ':' || h.source_partition || ':' || h.source_offset || ':' || b.id
-               FROM insight_history h
-               JOIN ingest_batches b
-                 ON b.topic = h.source_topic AND b.partition = h.source_partition
-                AND h.source_offset BETWEEN b.first_offset AND b.last_offset
-                AND b.started_at = h.ingested_at",
+            "SELECT esurio_event_id(h.source_topic, h.source_partition, h.source_offset, h.ingested_at)
+               FROM insight_history h",
             &[],
         )
         .await

@@ -132,12 +132,8 @@ async fn stored_ticks(env: &TestEnv) -> Vec<Tick> {
         .query(
             "SELECT t.symbol, t.ts, t.price,
                     t.source_topic || ':' || t.source_partition || ':' || t.source_offset,
-                    t.source_topic || ':' || t.source_partition || ':' || t.source_offset || ':' || b.id
+                    esurio_event_id(t.source_topic, t.source_partition, t.source_offset, t.ingested_at)
                FROM market_data t
-               JOIN ingest_batches b
-                 ON b.topic = t.source_topic AND b.partition = t.source_partition
-                AND t.source_offset BETWEEN b.first_offset AND b.last_offset
-                AND b.started_at = t.ingested_at
               ORDER BY t.ts, t.source_partition, t.source_offset",
             &[],
         )
@@ -309,12 +305,8 @@ async fn the_reference_model_writes_back_exactly_and_every_result_leads_to_its_i
         .query(
             "SELECT a.article_id::text, a.title, a.body, a.sentiment_score, a.sentiment_model,
                     a.sentiment_model_version, a.sentiment_inputs,
-                    a.source_topic || ':' || a.source_partition || ':' || a.source_offset || ':' || b.id
-               FROM news_article a
-               JOIN ingest_batches b
-                 ON b.topic = a.source_topic AND b.partition = a.source_partition
-                AND a.source_offset BETWEEN b.first_offset AND b.last_offset
-                AND b.started_at = a.ingested_at",
+                    esurio_event_id(a.source_topic, a.source_partition, a.source_offset, a.ingested_at)
+               FROM news_article a",
             &[],
         )
         .await
