@@ -154,6 +154,7 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
     let relay = tokio::spawn(relay.run(stop.clone(), hard_stop.clone()));
     // Enrichment: topics and cursors exist before the first batch commits.
     let (enrich_tx, enrich_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut enrich_hook = None;
     let enrich = if settings.enrichment.families.is_empty() {
         // Nothing to relay: a task that lives until the stop, like the others.
         let stop = stop.clone();
@@ -162,7 +163,11 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         crate::enrich::create_topics(&settings)
             .await
             .context("cannot create the enrichment topics")?;
-        let relay = crate::enrich::EnrichRelay::new(pool.clone(), &settings, enrich_rx)?;
+        let mut relay = crate::enrich::EnrichRelay::new(pool.clone(), &settings, enrich_rx)?;
+        enrich_hook = Some(crate::enrich::EnrichHook {
+            committed: enrich_tx,
+            handovers: relay.handovers(),
+        });
         relay
             .seed()
             .await
@@ -170,7 +175,6 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         crate::enrich::relay::describe(&settings);
         tokio::spawn(relay.run(stop.clone(), hard_stop.clone()))
     };
-    let enrich_tx = (!settings.enrichment.families.is_empty()).then_some(enrich_tx);
     // Owned and observed: the main loop notices one ending early, shutdown notices a panic.
     let background = [
         (RELAY, relay),
@@ -198,7 +202,7 @@ pub async fn run(settings: Settings, opts: RunOptions) -> anyhow::Result<()> {
         stop: stop.clone(),
         hard_stop: hard_stop.clone(),
         dlq: dlq_notify,
-        enrich: enrich_tx,
+        enrich: enrich_hook,
         budget: crate::batch::MemoryBudget::new(settings.batch.max_in_flight_bytes),
         prefetch,
     };

@@ -16,12 +16,15 @@
 //!
 //! # Layout
 //! - [`event`]: a row as an event (JSON or Avro single-object), its id, the Avro contract.
-//! - [`relay`]: cursors, reading rows back, producing, advancing.
+//! - [`handover`]: the rows of a direct COPY, passed from the writer after its commit, so the
+//!   hot path reads nothing back.
+//! - [`relay`]: cursors, reading rows back (or taking them handed over), producing, advancing.
 
 pub mod event;
+pub mod handover;
 pub mod relay;
 
-pub use relay::EnrichRelay;
+pub use relay::{EnrichHook, EnrichRelay};
 
 use crate::config::Settings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -147,7 +150,10 @@ pub fn producer(s: &Settings, acks: Arc<Acks>) -> Result<EventProducer, EnrichEr
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", &s.enrichment.compression)
-        .set("linger.ms", "5")
+        // Measured on the bench (2M events): 5 ms cost the worker ~1 s and the broker ~0.7 s
+        // more CPU than 20 (smaller requests); 50 was no better than 20. A 100 kB batch.size
+        // (below glibc's fixed mmap threshold) cost more than it saved.
+        .set("linger.ms", "20")
         .set("delivery.report.only.error", "true")
         // Java clients' partitioner: a key lands on the same partition whichever client
         // produced it (and murmur2 is cheaper than the default's CRC32).

@@ -3,6 +3,7 @@
 //! acknowledged, in the transaction that holds the cursor row.
 
 use super::event::{cell, record_columns, BatchRef, Cell, Event, EventEncoder, StoredRow};
+use super::handover::{self, CopyRows, Fit, HandOvers};
 use super::EnrichError;
 use crate::config::Settings;
 use crate::retry::Backoff;
@@ -10,7 +11,8 @@ use deadpool_postgres::Pool;
 use futures_util::TryStreamExt;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -28,6 +30,7 @@ const ADVANCE: &str = include_str!("../../sql/enrich/cursor_advance.sql");
 const PARTITIONS: &str = include_str!("../../sql/enrich/cursor_pending.sql");
 const ROWS: &str = include_str!("../../sql/enrich/rows.sql");
 const ROWS_HISTORY: &str = include_str!("../../sql/enrich/rows_history.sql");
+const FIT: &str = include_str!("../../sql/enrich/column_fit.sql");
 
 /// Every this often, the relay also looks at every cursor of its topics (batches committed by
 /// another worker whose relay died, or that this one failed on).
@@ -38,6 +41,17 @@ struct FamilyRelay {
     encoder: EventEncoder,
     rows_sql: String,
     child_sql: Option<String>,
+    /// Whether its batches may be handed over ([`handover::eligible`]).
+    handed: bool,
+    /// Per record column, how the server fits a text value (read from the catalog by `seed`).
+    fits: Vec<Fit>,
+}
+
+/// What the writers give the relay: which partitions committed, and the rows of direct COPYs.
+#[derive(Clone)]
+pub struct EnrichHook {
+    pub committed: tokio::sync::mpsc::UnboundedSender<(Arc<str>, i32)>,
+    pub handovers: Arc<HandOvers>,
 }
 
 pub struct EnrichRelay {
@@ -55,6 +69,10 @@ pub struct EnrichRelay {
     known: std::sync::Mutex<BTreeSet<(String, i32)>>,
     /// Partitions whose last pass failed, with when to try again.
     failing: HashMap<(String, i32), (Backoff, Instant)>,
+    handovers: Arc<HandOvers>,
+    /// Batches relayed from a hand-over, and read back.
+    from_handover: AtomicU64,
+    read_back: AtomicU64,
 }
 
 impl EnrichRelay {
@@ -80,15 +98,25 @@ impl EnrichRelay {
             let history = spec.policy == crate::records::Policy::Revise;
             let rows_sql = rows_sql(encoder.table(), history);
             let child_sql = rows_sql_child(&encoder, history);
+            let handed = spec.tables.len() == 1 && handover::eligible(spec.tables[0]);
+            let fits = vec![Fit::AsIs; record_columns(spec.tables[0]).count()];
             families.insert(
                 settings.topic(name),
                 FamilyRelay {
                     encoder,
                     rows_sql,
                     child_sql,
+                    handed,
+                    fits,
                 },
             );
         }
+        let handed: HashSet<String> = families
+            .iter()
+            .filter(|(_, f)| f.handed)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let handovers = Arc::new(HandOvers::new(handed, handover::MAX_HELD_BYTES));
         let acks = Arc::new(super::Acks::default());
         Ok(Self {
             pool,
@@ -101,7 +129,15 @@ impl EnrichRelay {
             committed,
             known: std::sync::Mutex::new(BTreeSet::new()),
             failing: HashMap::new(),
+            handovers,
+            from_handover: AtomicU64::new(0),
+            read_back: AtomicU64::new(0),
         })
+    }
+
+    /// Where the writers hand their direct COPYs' rows over.
+    pub fn handovers(&self) -> Arc<HandOvers> {
+        self.handovers.clone()
     }
 
     fn topics(&self) -> Vec<String> {
@@ -112,27 +148,54 @@ impl EnrichRelay {
     /// their events on), marks where each topic's events start (once, the first time it is
     /// switched on) and gives every partition already in the audit trail a cursor there
     /// (sql/enrich/cursor_seed.sql).
-    /// Runs before the consumers start.
+    /// Also reads how the server fits each text column of a handed-over family (`char(n)`,
+    /// `varchar(n)`). Runs before the consumers start.
     ///
     /// # Errors
     /// The database failed.
-    pub async fn seed(&self) -> Result<(), EnrichError> {
+    pub async fn seed(&mut self) -> Result<(), EnrichError> {
         let client = self.pool.get().await?;
-        for fam in self.families.values() {
-            let table = fam.encoder.table().name;
-            let exists: bool = client
-                .query_one(
-                    "SELECT to_regclass($1) IS NOT NULL",
-                    &[&format!("{table}_ingested_at_idx")],
-                )
-                .await?
-                .get(0);
-            if !exists {
-                info!(table, "Creating the index enrichment events are read by (once; inserts into the table wait meanwhile).");
-                client
-                    .batch_execute(&INDEX.replace("{table}", table))
-                    .await?;
+        for fam in self.families.values_mut() {
+            let t = fam.encoder.table();
+            let table = t.name;
+            if t.partitioned {
+                // The tick tables: a BRIN index, almost free to maintain at ingest rate (a
+                // B-tree cost ~10% of their COPY throughput); their batches are handed over, so
+                // it only serves the read-backs after a restart or a race.
+                let exists: bool = client
+                    .query_one(
+                        "SELECT to_regclass($1) IS NOT NULL",
+                        &[&format!("{table}_ingested_at_brin")],
+                    )
+                    .await?
+                    .get(0);
+                if !exists {
+                    info!(table, "Creating the index enrichment events are read back by (once; inserts into the table wait meanwhile).");
+                    client
+                        .batch_execute(&INDEX.replace("{table}", table))
+                        .await?;
+                }
             }
+            let mut fits = Vec::with_capacity(fam.fits.len());
+            for (name, ty) in record_columns(t) {
+                let fit = if matches!(
+                    *ty,
+                    tokio_postgres::types::Type::BPCHAR
+                        | tokio_postgres::types::Type::TEXT
+                        | tokio_postgres::types::Type::VARCHAR
+                ) {
+                    let r = client.query_opt(FIT, &[&table, &name]).await?;
+                    match r.map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1))) {
+                        Some((k, n)) if k == "bpchar" && n > 0 => Fit::Char(n as usize),
+                        Some((k, n)) if k == "varchar" && n > 0 => Fit::Varchar(n as usize),
+                        _ => Fit::AsIs,
+                    }
+                } else {
+                    Fit::AsIs
+                };
+                fits.push(fit);
+            }
+            fam.fits = fits;
         }
         let topics = self.topics();
         client.execute(SEED, &[&self.group, &topics]).await?;
@@ -152,6 +215,7 @@ impl EnrichRelay {
                 dirty.insert((t.to_string(), p));
             }
             if last_sweep.elapsed() >= SWEEP || stopping {
+                self.handovers.expire(handover::MAX_AGE);
                 match self.pending().await {
                     Ok(p) => dirty.extend(p),
                     Err(e) => warn!(error = %e, "The enrichment relay cannot list its partitions."),
@@ -161,6 +225,7 @@ impl EnrichRelay {
             let now = Instant::now();
             let mut again = BTreeSet::new();
             if hard_stop.is_cancelled() {
+                self.log_counts();
                 return;
             }
             // Due partitions go at once: one's database reads and encoding overlap another's
@@ -216,6 +281,7 @@ impl EnrichRelay {
                 if !dirty.is_empty() {
                     warn!(partitions = dirty.len(), "Stopping with enrichment events not yet published; the next start sends them.");
                 }
+                self.log_counts();
                 return;
             }
             if all_failing {
@@ -223,10 +289,20 @@ impl EnrichRelay {
                     got = self.committed.recv() => if let Some((t, p)) = got { dirty.insert((t.to_string(), p)); },
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = stop.cancelled() => {}
-                    _ = hard_stop.cancelled() => return,
+                    _ = hard_stop.cancelled() => { self.log_counts(); return }
                 }
             }
         }
+    }
+
+    /// How the batches' rows reached the relay, once at the end (the benchmark and the tests read
+    /// it: a read-back on the hot path is what hand-over is there to avoid).
+    fn log_counts(&self) {
+        info!(
+            handed_over = self.from_handover.load(Ordering::Relaxed),
+            read_back = self.read_back.load(Ordering::Relaxed),
+            "Enrichment relay stopped; batches relayed from their writer's hand-over and read back from the database."
+        );
     }
 
     /// Partitions of our topics whose cursor is behind their last batch.
@@ -278,6 +354,8 @@ impl EnrichRelay {
             return Ok(false);
         };
         let after: i64 = cursor.get(0);
+        // Hand-overs of batches the cursor is already past (another relay sent them) are stale.
+        self.handovers.prune(topic, partition, after);
         let batches = tx
             .query(
                 BATCHES,
@@ -336,6 +414,50 @@ impl EnrichRelay {
         // Per batch: events and bytes handed to librdkafka.
         let mut counts: Vec<(i64, i64)> = vec![(0, 0); batches.len()];
         'batches: for (b, (batch, last, started)) in batches.iter().enumerate() {
+            let opaque = super::Acks::opaque(slot, b);
+            // The rows the batch's writer handed over, if it did: no read-back.
+            if let Some(held) = fam
+                .handed
+                .then(|| self.handovers.take(topic, partition, batch.id))
+                .flatten()
+            {
+                let mut rows = CopyRows::new(&held.rows, fam.encoder.table().types, &fam.fits);
+                let mut sent = 0usize;
+                row.entities.clear();
+                loop {
+                    match rows.next_into(&mut row) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) if sent == 0 => {
+                            // A defect, not data: the batch is read back below instead.
+                            error!(topic, partition, batch = batch.id, error = %e, "Reading the batch back instead.");
+                            break;
+                        }
+                        Err(e) => {
+                            // Events of the batch already went out: it must be redone whole by
+                            // the next pass, so it stays behind the cursor.
+                            error!(topic, partition, batch = batch.id, error = %e, "Stopping the pass at this batch.");
+                            self.acks.refused(
+                                opaque,
+                                KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord),
+                            );
+                            break 'batches;
+                        }
+                    }
+                    fam.encoder.encode_into(topic, batch, &row, &mut ev);
+                    if !self.send(&target, opaque, &ev).await {
+                        break 'batches;
+                    }
+                    sent += 1;
+                    counts[b].0 += 1;
+                    counts[b].1 += (ev.key.len() + ev.payload.len()) as i64;
+                }
+                if rows.done() {
+                    self.from_handover.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+            self.read_back.fetch_add(1, Ordering::Relaxed);
             let params: [&(dyn ToSql + Sync); 5] =
                 [started, &topic, &partition, &batch.first_offset, last];
             // Entities by their parent's offset, in key order.
@@ -360,26 +482,8 @@ impl EnrichRelay {
                 row.offset = r.get(n);
                 row.entities = entities.remove(&row.offset).unwrap_or_default();
                 fam.encoder.encode_into(topic, batch, &row, &mut ev);
-                // No headers: the id is in the value and the key is the row's key; a header is a
-                // copy and two allocations per event in librdkafka (7% of the relay's CPU).
-                let opaque = super::Acks::opaque(slot, b);
-                let mut rec = BaseRecord::with_opaque_to(&target, opaque)
-                    .key(&ev.key[..])
-                    .payload(&ev.payload[..]);
-                loop {
-                    match self.producer.send(rec) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            rec = r;
-                            // librdkafka's queue is full: let deliveries drain it.
-                            tokio::time::sleep(Duration::from_millis(2)).await;
-                        }
-                        Err((err, _)) => {
-                            // Not queued: this batch and the rest wait for the next pass.
-                            self.acks.refused(opaque, err);
-                            break 'batches;
-                        }
-                    }
+                if !self.send(&target, opaque, &ev).await {
+                    break 'batches;
                 }
                 counts[b].0 += 1;
                 counts[b].1 += (ev.key.len() + ev.payload.len()) as i64;
@@ -420,6 +524,32 @@ impl EnrichRelay {
             return Err(e);
         }
         Ok(more)
+    }
+}
+
+impl EnrichRelay {
+    /// Hands one event to librdkafka (which copies it), waiting while its queue is full. `false`
+    /// when it was not queued: the refusal is recorded for its batch, and the pass stops there.
+    async fn send(&self, target: &str, opaque: usize, ev: &Event) -> bool {
+        // No headers: the id is in the value and the key is the row's key; a header is a copy
+        // and two allocations per event in librdkafka (7% of the relay's CPU).
+        let mut rec = BaseRecord::with_opaque_to(target, opaque)
+            .key(&ev.key[..])
+            .payload(&ev.payload[..]);
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return true,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    // librdkafka's queue is full: let deliveries drain it.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((err, _)) => {
+                    self.acks.refused(opaque, err);
+                    return false;
+                }
+            }
+        }
     }
 }
 

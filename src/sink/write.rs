@@ -45,6 +45,10 @@ pub struct WriteOutcome {
     /// Tombstones that deleted a row.
     pub deleted: u64,
     pub attempts: u32,
+    /// `ingest_batches.id` of the batch's audit row.
+    pub batch_id: i64,
+    /// The rows went in by the direct COPY: the table holds exactly the sealed COPY streams.
+    pub direct: bool,
 }
 
 /// The writer side shared by all partitions.
@@ -289,6 +293,7 @@ impl Sink {
         if !batch.valid.is_empty() {
             if let Some(n) = self.try_direct(&tx, batch).await? {
                 outcome.rows_inserted = n;
+                outcome.direct = true;
             } else {
                 let (merged, bad) = self.stage_and_merge(&tx, batch, references_due).await?;
                 outcome.rows_inserted = merged.rows;
@@ -336,26 +341,28 @@ impl Sink {
 
         self.echo(BATCH_AUDIT);
         let stmt = tx.prepare_cached(BATCH_AUDIT).await?;
-        tx.execute(
-            &stmt,
-            &[
-                &self.group,
-                &topic,
-                &batch.partition,
-                &batch.first_offset,
-                &batch.last_offset,
-                &(outcome.records as i32),
-                &(outcome.rows_inserted as i32),
-                &(outcome.duplicates as i32),
-                &(outcome.quarantined as i32),
-                &(outcome.revised as i32),
-                &(outcome.superseded as i32),
-                &(outcome.conflicts as i32),
-                &(outcome.updated as i32),
-                &(outcome.deleted as i32),
-            ],
-        )
-        .await?;
+        let audit = tx
+            .query_one(
+                &stmt,
+                &[
+                    &self.group,
+                    &topic,
+                    &batch.partition,
+                    &batch.first_offset,
+                    &batch.last_offset,
+                    &(outcome.records as i32),
+                    &(outcome.rows_inserted as i32),
+                    &(outcome.duplicates as i32),
+                    &(outcome.quarantined as i32),
+                    &(outcome.revised as i32),
+                    &(outcome.superseded as i32),
+                    &(outcome.conflicts as i32),
+                    &(outcome.updated as i32),
+                    &(outcome.deleted as i32),
+                ],
+            )
+            .await?;
+        outcome.batch_id = audit.get(0);
         tx.commit().await?;
         debug!(
             rows = outcome.rows_inserted,

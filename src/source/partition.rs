@@ -86,7 +86,7 @@ pub async fn run_writer(
     hard_stop: CancellationToken,
     ctl: std_mpsc::Sender<Control>,
     dlq: Arc<tokio::sync::Notify>,
-    enrich: Option<tokio::sync::mpsc::UnboundedSender<(Arc<str>, i32)>>,
+    enrich: Option<crate::enrich::EnrichHook>,
 ) {
     let mut fenced_epoch: Option<u64> = None;
     while let Some(batch) = rx.recv().await {
@@ -99,9 +99,18 @@ pub async fn run_writer(
                 if o.quarantined > 0 {
                     dlq.notify_one();
                 }
-                if let Some(tx) = &enrich {
+                if let Some(hook) = &enrich {
+                    if o.direct {
+                        // The table holds exactly the COPY stream: the relay encodes the events
+                        // from it instead of reading the rows back. Offered before the relay
+                        // hears of the batch, so it is there when the relay looks.
+                        if let Some((rows, _)) = batch.staged.sealed().next() {
+                            hook.handovers
+                                .offer(&batch.topic, batch.partition, o.batch_id, rows);
+                        }
+                    }
                     // The relay may have stopped (shutdown): its cursor keeps the batch anyway.
-                    let _ = tx.send((batch.topic.clone(), batch.partition));
+                    let _ = hook.committed.send((batch.topic.clone(), batch.partition));
                 }
                 debug!(
                     topic = %batch.topic,

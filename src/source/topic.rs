@@ -42,7 +42,7 @@ pub struct WorkerDeps {
     pub dlq: Arc<Notify>,
     /// Tells the enrichment relay which partition committed a batch (`None`: no family has events
     /// on; a family without them is filtered by the relay).
-    pub enrich: Option<tokio::sync::mpsc::UnboundedSender<(Arc<str>, i32)>>,
+    pub enrich: Option<crate::enrich::EnrichHook>,
     /// Memory all batches of the process may hold (`batch.max_in_flight_bytes`).
     pub budget: Arc<MemoryBudget>,
     /// This consumer's per-partition share of `kafka.prefetch_bytes`.

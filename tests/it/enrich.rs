@@ -24,7 +24,15 @@ async fn every_committed_row_has_one_event_and_nothing_else_has_one() {
         ("ESURIO__ENRICHMENT__FORMAT", "json"),
         ("ESURIO__BATCH__MAX_RECORDS", "50"),
     ];
-    env.run_until_idle_with(&on);
+    let out = env.run_until_idle_with(&on);
+    let log = String::from_utf8_lossy(&out.stderr);
+    // market_data's direct COPYs are handed over; articles (entities, merges) are read back.
+    assert!(
+        relay_count(&log, "handed_over") > 0,
+        "batches were handed over: {}",
+        crate::helpers::tail(&log, 20)
+    );
+    assert!(relay_count(&log, "read_back") > 0);
 
     for family in ["market_data", "news_article"] {
         let topic = format!("{}.enriched", env.topic(family));
@@ -136,8 +144,27 @@ async fn a_crash_after_the_publish_repeats_events_with_their_ids_and_misses_none
     let before = env.read_topic(&format!("{}.enriched", env.topic("market_data")));
     assert!(!before.is_empty(), "events were published before the abort");
 
-    env.run_until_idle_with(&on);
+    // The rerun reads back what the aborted run had handed over.
+    let out = env.run_until_idle_with(&on);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        relay_count(&log, "read_back") > 0,
+        "{}",
+        crate::helpers::tail(&log, 20)
+    );
     let events = env.read_topic(&format!("{}.enriched", env.topic("market_data")));
+    // A repeated event is byte for byte the first: the hand-over (before the abort) encodes what
+    // the read-back (after it) encodes.
+    let mut first: BTreeMap<String, &[u8]> = BTreeMap::new();
+    for m in &events {
+        let id = crate::helpers::event_id(&m.payload);
+        match first.get(&id) {
+            Some(p) => assert_eq!(*p, &m.payload[..], "the two copies of {id} differ"),
+            None => {
+                first.insert(id, &m.payload);
+            }
+        }
+    }
     let got = event_ids(&events);
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     for id in &got {
@@ -158,4 +185,17 @@ async fn a_crash_after_the_publish_repeats_events_with_their_ids_and_misses_none
     assert!(count.values().all(|n| *n <= 2));
     // Avro by default: every value is single-object encoded.
     assert!(events.iter().all(|m| m.payload.starts_with(&[0xC3, 0x01])));
+}
+
+/// A count from the relay's last log line ("Enrichment relay stopped; ... handed_over=N read_back=M").
+fn relay_count(log: &str, field: &str) -> u64 {
+    let pat = format!("{field}=");
+    log.lines()
+        .filter(|l| l.contains("Enrichment relay stopped"))
+        .filter_map(|l| {
+            let at = l.find(&pat)? + pat.len();
+            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum()
 }
