@@ -220,14 +220,9 @@ async fn handed_over_events_are_byte_for_byte_the_read_back_ones() {
         .filter(|f| !f.tables.is_empty())
         .map(|f| f.name)
         .collect();
-    env.simulate(&[
-        "--records",
-        "120",
-        "--realism",
-        "0.2",
-        "--invalid-ratio",
-        "0.05",
-    ]);
+    // No realism: every batch without entities or references goes in by the direct COPY and is
+    // handed over (merged batches are read back both times, which proves nothing here).
+    env.simulate(&["--records", "120", "--invalid-ratio", "0.05"]);
     let list = families.join(",");
     let on = [
         ("ESURIO__ENRICHMENT__FAMILIES", list.as_str()),
